@@ -1,0 +1,22 @@
+"""Settings for the test suite: the real settings with test-safe defaults.
+
+A developer's `.env` is ignored so provider keys on the machine never leak into
+tests; `DATABASE_URL`/`REDIS_URL` from the environment still apply (CI points
+them at PostgreSQL and Redis).
+"""
+
+import os
+
+os.environ["DJANGO_READ_DOT_ENV_FILE"] = "false"
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("API_KEY_SECRET", "test-api-key-secret")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+os.environ.setdefault("ALLOWED_HOSTS", "*")
+os.environ.setdefault("LOG_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test-logs"))
+
+from .settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

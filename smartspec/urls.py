@@ -1,0 +1,31 @@
+"""URL map. Each app owns its own routes; this file only mounts them."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[]),
+        name="api-docs",
+    ),
+    path("", include("gateway.urls")),
+    path("", include("billing.urls")),
+    path("", include("monitoring.urls")),
+]
+
+handler400 = "smartspec.views.bad_request"
+handler403 = "smartspec.views.permission_denied"
+handler404 = "smartspec.views.page_not_found"
+handler500 = "smartspec.views.server_error"

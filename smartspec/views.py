@@ -1,0 +1,102 @@
+"""Project-level views: health probes, sign-up and the JSON error handlers."""
+
+import logging
+
+from django.contrib.auth import login
+from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import RequestDataTooBig
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views import defaults
+from django.views.decorators.http import require_GET
+
+from .errors import (
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+    ServerError,
+    error_response,
+    is_api_path,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _check_redis() -> None:
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@require_GET
+def readyz(request):
+    checks = {}
+    ok = True
+    for name, check in (("database", _check_database), ("redis", _check_redis)):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means not ready; the class name is enough
+            logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
+            checks[name] = "unavailable"
+            ok = False
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("dashboard")
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("dashboard")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def bad_request(request, exception=None):
+    if is_api_path(request.path):
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(RequestTooLarge())
+        return error_response(InvalidRequest())
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    if is_api_path(request.path):
+        return error_response(Forbidden())
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception=None):
+    if is_api_path(request.path):
+        return error_response(NotFound(f"No such endpoint: {request.method} {request.path}"))
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if is_api_path(request.path):
+        return error_response(ServerError())
+    return defaults.server_error(request)

@@ -1,0 +1,54 @@
+"""Shared fixtures. Tests marked `postgres`/`redis` need the real services: without
+them they are skipped on a laptop, and fail under `SMARTSPEC_REQUIRE_SERVICES=1` (CI)."""
+
+import os
+
+import pytest
+from django.conf import settings
+
+
+def _have_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def _have_redis() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def pytest_runtest_setup(item):
+    required = os.environ.get("SMARTSPEC_REQUIRE_SERVICES") == "1"
+    for marker, present, var in (
+        ("postgres", _have_postgres, "DATABASE_URL (PostgreSQL)"),
+        ("redis", _have_redis, "REDIS_URL"),
+    ):
+        if item.get_closest_marker(marker) and not present():
+            if required:
+                pytest.fail(f"{var} is required for this test and is not configured", pytrace=False)
+            pytest.skip(f"needs {var}")
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(username="bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def api_key(user):
+    from gateway.keys import api_key_create
+
+    _, raw = api_key_create(user=user, name="test")
+    return raw
+
+
+@pytest.fixture
+def api_client(api_key):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    return client

@@ -1,0 +1,86 @@
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_settings(env_overrides: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    env.update({"DJANGO_SETTINGS_MODULE": "smartspec.settings", "DJANGO_READ_DOT_ENV_FILE": "false"})
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_refuses_to_start_without_secret_key():
+    result = _run_settings({"DEBUG": "false"})
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_debug_starts_without_secret_key():
+    result = _run_settings({"DEBUG": "true"})
+    assert result.returncode == 0, result.stderr
+    assert "started" in result.stdout
+
+
+def test_secrets_are_redacted_from_logs():
+    from smartspec.logging import redact
+
+    line = "calling with Authorization: Bearer sk-or-v1-abcdef0123456789 and key sk-ss-ABCDEFGH12345678"
+    cleaned = redact(line)
+    assert "sk-or-v1-abcdef" not in cleaned and "sk-ss-ABCDEFGH" not in cleaned
+    assert "[REDACTED]" in cleaned
+
+
+def test_ping_task_runs_eagerly_without_redis(settings):
+    from monitoring.tasks import ping
+
+    assert ping.delay().get(timeout=5) == "pong"
+
+
+@pytest.mark.redis
+def test_ping_round_trips_through_a_real_worker_on_redis(settings):
+    from smartspec.celery import app
+
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="smartspec.settings_test", CELERY_TASK_ALWAYS_EAGER="false")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "smartspec",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"pingtest-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        app.conf.task_always_eager = False
+        deadline = time.monotonic() + 60
+        result = app.send_task("monitoring.ping")
+        assert result.get(timeout=max(1, deadline - time.monotonic())) == "pong"
+    finally:
+        app.conf.task_always_eager = True
+        worker.terminate()
+        worker.wait(timeout=30)
