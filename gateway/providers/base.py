@@ -1,0 +1,108 @@
+"""The shapes every provider adapter speaks, whatever its wire format.
+
+A request reaches an adapter as a `ChatRequest` (OpenAI-style messages, the
+provider's native model name) with the `ProviderConfig` it is sent to; the
+adapter turns it into an `UpstreamRequest` and turns what comes back into a
+`ChatResult`, `StreamDelta`s or a typed `UpstreamError`. Adapters do no I/O,
+read no settings and touch no database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+# Wire formats; each has one adapter module.
+WIRE_OPENAI_COMPAT = "openai_compat"
+WIRE_ANTHROPIC = "anthropic"
+WIRE_GEMINI = "gemini"
+WIRE_DEMO = "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """Where and how to reach one provider (built from settings by the registry)."""
+
+    name: str  # openrouter | openai | anthropic | google | groq | zai | ollama | demo
+    wire: str  # one of the WIRE_* constants
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    headers: dict[str, str] = field(default_factory=dict)  # extra static headers
+    supports_zdr: bool = False  # can promise zero data retention / no training on data
+    connect_timeout: float = 5.0
+    read_timeout: float = 120.0
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str  # the provider's native model name
+    messages: list[dict[str, Any]]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stream: bool = False
+    top_p: float | None = None
+    stop: list[str] | None = None
+    # Further OpenAI parameters passed through as-is where the wire supports them
+    # (tools, tool_choice, response_format, seed, ...).
+    params: dict[str, Any] = field(default_factory=dict)
+    # Wire-specific additions, e.g. OpenRouter's `provider` object and `models` array.
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: Decimal | None = None  # the upstream's own figure (OpenRouter `usage.cost`)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class ChatResult:
+    content: str
+    model: str  # the model that actually answered, as the upstream names it
+    provider: str  # the provider that answered (OpenRouter reports its upstream's name)
+    usage: Usage | None
+    finish_reason: str | None = None
+    upstream_id: str = ""
+    message: dict[str, Any] | None = None  # the full assistant message (tool calls etc.)
+
+
+@dataclass(slots=True)
+class StreamDelta:
+    content: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    provider: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    json: dict[str, Any] | None = None
+
+
+class StreamParser(Protocol):
+    """Turns one stream's server-sent events into deltas; holds per-stream state."""
+
+    def feed(self, event: str | None, data: str) -> list[StreamDelta]: ...
+
+
+class Adapter(Protocol):
+    wire: str
+
+    def build_request(self, request: ChatRequest, config: ProviderConfig) -> UpstreamRequest: ...
+
+    def parse_response(self, body: bytes, config: ProviderConfig) -> ChatResult: ...
+
+    def stream_parser(self, config: ProviderConfig) -> StreamParser: ...
+
+    def map_error(self, status: int, body: bytes, headers: dict[str, str]) -> Exception: ...
