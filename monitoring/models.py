@@ -1,1 +1,129 @@
-from django.db import models  # noqa: F401
+"""Monitoring data: one row per gateway call, the daily rollups the charts read,
+and a persisted snapshot of provider health for staff."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+# Upper bounds (ms) of the latency histogram kept per rollup row; p95 over any
+# number of days is read from the merged histogram instead of the raw rows.
+LATENCY_BUCKETS_MS = (100, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 30000, 60000)
+
+
+class UsageRecord(models.Model):
+    """One gateway call as it was routed, answered and charged. Never edited."""
+
+    STATUS_OK = "ok"
+    STATUS_ERROR = "error"
+    STATUS_CANCELLED = "cancelled"
+    STATUS_CHOICES = [(STATUS_OK, "ok"), (STATUS_ERROR, "error"), (STATUS_CANCELLED, "cancelled")]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(
+        "gateway.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    request_id = models.CharField(max_length=64, unique=True)
+    model = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=50, blank=True)
+    task_type = models.CharField(max_length=50, blank=True)
+    route = models.CharField(
+        max_length=100, blank=True, help_text='"explicit", "matrix:<task>/<priority>", "auto"'
+    )
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    credits = models.BigIntegerField(default=0, help_text="Micro-credits charged.")
+    hold = models.BigIntegerField(default=0, help_text="Micro-credits held before the call.")
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES)
+    error_class = models.CharField(max_length=100, blank=True)
+    stream = models.BooleanField(default=False)
+    usage_estimated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The dashboard and stats read one user's range; the rollup job reads one day's range.
+            models.Index(fields=["user", "created_at"], name="usage_user_created"),
+            models.Index(fields=["created_at"], name="usage_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model} {self.status}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class DailyUsage(models.Model):
+    """Usage summed per UTC day, user, model, provider and task type, for charts and stats."""
+
+    day = models.DateField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=50, blank=True)
+    task_type = models.CharField(max_length=50, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    credits = models.BigIntegerField(default=0, help_text="Micro-credits charged.")
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    latency_sum_ms = models.BigIntegerField(default=0)
+    # Counts per LATENCY_BUCKETS_MS bound, plus one overflow bucket.
+    latency_histogram = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "daily usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "user", "model", "provider", "task_type"], name="daily_usage_unique_group"
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "day"], name="daily_usage_user_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.user_id} {self.model}"
+
+
+class RollupState(models.Model):
+    """Which UTC days are final in DailyUsage; later days are read from UsageRecord."""
+
+    name = models.CharField(max_length=50, unique=True, default="daily_usage")
+    closed_through = models.DateField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.closed_through}"
+
+
+class ProviderHealthSnapshot(models.Model):
+    """The last health figures of a provider (model blank) or provider+model, saved by the probe job
+    so staff can read them in admin; the live figures are in the health store."""
+
+    provider = models.CharField(max_length=50)
+    model = models.CharField(max_length=200, blank=True)
+    healthy = models.BooleanField(default=True)
+    success_rate = models.FloatField(null=True, blank=True)
+    latency_p50_ms = models.FloatField(null=True, blank=True)
+    latency_p95_ms = models.FloatField(null=True, blank=True)
+    throughput_tps = models.FloatField(null=True, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    probe_ok = models.BooleanField(null=True)
+    last_error = models.CharField(max_length=200, blank=True)
+    last_probe_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "model"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "model"], name="provider_health_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.model}".strip()

@@ -186,6 +186,17 @@ DEFAULT_MAX_TOKENS = env.int("DEFAULT_MAX_TOKENS", default=4000)
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=120.0)
 
+# --- Monitoring (provider health) -------------------------------------------
+# Rolling window of attempts per provider/model: the last N samples no older than this.
+HEALTH_WINDOW_SECONDS = env.int("HEALTH_WINDOW_SECONDS", default=900)
+HEALTH_WINDOW_SIZE = env.int("HEALTH_WINDOW_SIZE", default=200)
+# Marked down after this many failures in a row, up again after this many successes (probes count).
+HEALTH_DOWN_AFTER = env.int("HEALTH_DOWN_AFTER", default=3)
+HEALTH_UP_AFTER = env.int("HEALTH_UP_AFTER", default=2)
+# A success rate is only judged over at least this many real-traffic samples.
+HEALTH_MIN_SAMPLES = env.int("HEALTH_MIN_SAMPLES", default=5)
+HEALTH_KEY_PREFIX = env("HEALTH_KEY_PREFIX", default="ss:health")
+
 # --- Stripe -----------------------------------------------------------------
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")

@@ -1,0 +1,418 @@
+"""Provider health from real traffic and from probes, over a rolling window.
+
+Every attempt the gateway makes (and every probe) is one sample. Samples are kept
+per provider and per provider+model in Redis when `REDIS_URL` is set, so every
+worker and host shares them, else in Django's cache (local memory in the embedded
+default). Probe samples live apart from traffic samples so a cheap list-models call
+never inflates a provider's real success rate. Beside the samples, a small state per
+provider (and provider+model) counts consecutive outcomes: a provider is marked down
+after `HEALTH_DOWN_AFTER` failures in a row and up again after `HEALTH_UP_AFTER`
+successes in a row, probes included, so a provider that was marked down comes back
+without waiting for traffic.
+
+The monitor is advisory: a storage failure is logged and read as "no data"
+(healthy), never raised into the caller's request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+_SEP = "|"
+
+# Updates one state hash atomically: consecutive counters, the down flag, last error and probe time.
+_STATE_LUA = """
+local k = KEYS[1]
+local ok = tonumber(ARGV[1])
+if ok == 1 then
+  redis.call('HSET', k, 'fails', 0)
+  local oks = redis.call('HINCRBY', k, 'oks', 1)
+  if redis.call('HGET', k, 'down') == '1' and oks >= tonumber(ARGV[3]) then
+    redis.call('HSET', k, 'down', 0, 'up_at', ARGV[5])
+  end
+else
+  redis.call('HSET', k, 'oks', 0, 'last_error', ARGV[4], 'last_error_at', ARGV[5])
+  local fails = redis.call('HINCRBY', k, 'fails', 1)
+  if fails >= tonumber(ARGV[2]) then
+    redis.call('HSET', k, 'down', 1)
+  end
+end
+if ARGV[7] == '1' then
+  redis.call('HSET', k, 'last_probe_at', ARGV[5], 'probe_ok', ok)
+end
+redis.call('EXPIRE', k, tonumber(ARGV[6]))
+return 1
+"""
+
+
+def _next_state(
+    state: dict, *, ok: bool, error_class: str, ts: float, probe: bool, down_after: int, up_after: int
+) -> dict:
+    """The same transition as `_STATE_LUA`, for the cache store."""
+    state = dict(state)
+    if ok:
+        state["fails"] = 0
+        state["oks"] = int(state.get("oks", 0)) + 1
+        if state.get("down") and state["oks"] >= up_after:
+            state.update(down=False, up_at=ts)
+    else:
+        state.update(oks=0, last_error=error_class, last_error_at=ts)
+        state["fails"] = int(state.get("fails", 0)) + 1
+        if state["fails"] >= down_after:
+            state["down"] = True
+    if probe:
+        state.update(last_probe_at=ts, probe_ok=ok)
+    return state
+
+
+class _CacheStore:
+    """Samples and states in Django's cache; read-modify-write, fine for one process."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def write(
+        self,
+        *,
+        sample_keys,
+        state_keys,
+        members,
+        sample,
+        ok,
+        error_class,
+        ts,
+        probe,
+        maxlen,
+        ttl,
+        down_after,
+        up_after,
+    ) -> None:
+        for key in sample_keys:
+            samples = cache.get(key) or []
+            samples.insert(0, sample)
+            cache.set(key, samples[:maxlen], ttl)
+        for key in state_keys:
+            state = _next_state(
+                cache.get(key) or {},
+                ok=ok,
+                error_class=error_class,
+                ts=ts,
+                probe=probe,
+                down_after=down_after,
+                up_after=up_after,
+            )
+            cache.set(key, state, ttl)
+        index_key = f"{self.prefix}:idx"
+        index = set(cache.get(index_key) or ())
+        if not set(members) <= index:
+            cache.set(index_key, sorted(index | set(members)), ttl)
+
+    def read(self, *, sample_keys, state_keys) -> tuple[dict[str, list], dict[str, dict]]:
+        found = cache.get_many([*sample_keys, *state_keys])
+        return ({k: found.get(k) or [] for k in sample_keys}, {k: found.get(k) or {} for k in state_keys})
+
+    def members(self) -> list[str]:
+        return list(cache.get(f"{self.prefix}:idx") or ())
+
+    def clear(self) -> None:
+        # Only used by tests; locmem has no prefix scan, so forget the index and what it names.
+        for member in self.members():
+            provider = member.partition(_SEP)[0]
+            cache.delete_many(
+                [
+                    f"{self.prefix}:t:{member}",
+                    f"{self.prefix}:s:{member}",
+                    f"{self.prefix}:p:{provider}",
+                ]
+            )
+        cache.delete(f"{self.prefix}:idx")
+
+
+_redis_clients: dict[str, Any] = {}
+
+
+class _RedisStore:
+    """Samples in capped Redis lists, states in hashes updated by one Lua script; one round trip each way."""
+
+    def __init__(self, prefix: str, url: str):
+        import redis
+
+        self.prefix = prefix
+        client = _redis_clients.get(url)
+        if client is None:
+            # Short timeouts: health is consulted on the hot path and must not stall it.
+            client = redis.Redis.from_url(
+                url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
+            )
+            _redis_clients[url] = client
+        self.client = client
+        self.state_script = client.register_script(_STATE_LUA)
+
+    def write(
+        self,
+        *,
+        sample_keys,
+        state_keys,
+        members,
+        sample,
+        ok,
+        error_class,
+        ts,
+        probe,
+        maxlen,
+        ttl,
+        down_after,
+        up_after,
+    ) -> None:
+        payload = json.dumps(sample, separators=(",", ":"))
+        pipe = self.client.pipeline(transaction=False)
+        for key in sample_keys:
+            pipe.lpush(key, payload)
+            pipe.ltrim(key, 0, maxlen - 1)
+            pipe.expire(key, ttl)
+        for key in state_keys:
+            self.state_script(
+                keys=[key],
+                args=[1 if ok else 0, down_after, up_after, error_class, ts, ttl, 1 if probe else 0],
+                client=pipe,
+            )
+        pipe.sadd(f"{self.prefix}:idx", *members)
+        pipe.expire(f"{self.prefix}:idx", ttl)
+        pipe.execute()
+
+    def read(self, *, sample_keys, state_keys) -> tuple[dict[str, list], dict[str, dict]]:
+        pipe = self.client.pipeline(transaction=False)
+        for key in sample_keys:
+            pipe.lrange(key, 0, -1)
+        for key in state_keys:
+            pipe.hgetall(key)
+        out = pipe.execute()
+        samples = {k: [json.loads(raw) for raw in out[i]] for i, k in enumerate(sample_keys)}
+        states = {}
+        for i, key in enumerate(state_keys):
+            raw = {f.decode(): v.decode() for f, v in out[len(sample_keys) + i].items()}
+            states[key] = _decode_state(raw)
+        return samples, states
+
+    def members(self) -> list[str]:
+        return [m.decode() for m in self.client.smembers(f"{self.prefix}:idx")]
+
+    def clear(self) -> None:
+        keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=500))
+        if keys:
+            self.client.delete(*keys)
+
+
+def _decode_state(raw: dict[str, str]) -> dict:
+    state: dict[str, Any] = {}
+    for name in ("fails", "oks"):
+        if name in raw:
+            state[name] = int(raw[name])
+    if "down" in raw:
+        state["down"] = raw["down"] == "1"
+    for name in ("last_error_at", "last_probe_at", "up_at"):
+        if raw.get(name):
+            state[name] = float(raw[name])
+    if "last_error" in raw:
+        state["last_error"] = raw["last_error"]
+    if "probe_ok" in raw:
+        state["probe_ok"] = raw["probe_ok"] == "1"
+    return state
+
+
+def _percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+class ProviderHealthMonitor:
+    """Records attempts and answers "is this provider healthy, how fast is it" from the shared store."""
+
+    def __init__(self, *, store: Any = None, now: Callable[[], float] = time.time):
+        prefix = settings.HEALTH_KEY_PREFIX
+        if store is None:
+            store = _RedisStore(prefix, settings.REDIS_URL) if settings.REDIS_URL else _CacheStore(prefix)
+        self.store = store
+        self.now = now
+        self.window_seconds = settings.HEALTH_WINDOW_SECONDS
+        self.window_size = settings.HEALTH_WINDOW_SIZE
+        self.down_after = settings.HEALTH_DOWN_AFTER
+        self.up_after = settings.HEALTH_UP_AFTER
+        self.min_samples = settings.HEALTH_MIN_SAMPLES
+
+    # --- keys -----------------------------------------------------------------
+    def _member(self, provider: str, model: str | None) -> str:
+        return f"{provider}{_SEP}{model or ''}"
+
+    def _traffic_key(self, provider: str, model: str | None) -> str:
+        return f"{self.store.prefix}:t:{self._member(provider, model)}"
+
+    def _state_key(self, provider: str, model: str | None) -> str:
+        return f"{self.store.prefix}:s:{self._member(provider, model)}"
+
+    def _probe_key(self, provider: str) -> str:
+        return f"{self.store.prefix}:p:{provider}"
+
+    # --- writes ---------------------------------------------------------------
+    def record_attempt(
+        self,
+        *,
+        provider: str,
+        model: str,
+        ok: bool,
+        latency_ms: int,
+        output_tokens: int = 0,
+        error_class: str = "",
+        probe: bool = False,
+    ) -> None:
+        """One attempt's outcome. Probes count toward up/down but never toward traffic rates."""
+        ts = self.now()
+        sample = [
+            round(ts, 3),
+            1 if ok else 0,
+            max(0, int(latency_ms)),
+            max(0, int(output_tokens)),
+            error_class[:100],
+        ]
+        if probe:
+            sample_keys = [self._probe_key(provider)]
+            state_keys = [self._state_key(provider, None)]
+            members = [self._member(provider, None)]
+        else:
+            sample_keys = [self._traffic_key(provider, None)]
+            state_keys = [self._state_key(provider, None)]
+            members = [self._member(provider, None)]
+            if model:
+                sample_keys.append(self._traffic_key(provider, model))
+                state_keys.append(self._state_key(provider, model))
+                members.append(self._member(provider, model))
+        try:
+            self.store.write(
+                sample_keys=sample_keys,
+                state_keys=state_keys,
+                members=members,
+                sample=sample,
+                ok=ok,
+                error_class=error_class[:100],
+                ts=ts,
+                probe=probe,
+                maxlen=self.window_size,
+                ttl=max(self.window_seconds * 4, 3600),
+                down_after=self.down_after,
+                up_after=self.up_after,
+            )
+        except Exception as exc:  # advisory data: never fail the caller's request over it
+            logger.warning("provider health write failed: %s", type(exc).__name__)
+
+    # --- reads ----------------------------------------------------------------
+    def _read(self, pairs: Iterable[tuple[str, str | None]]) -> tuple[dict, dict]:
+        sample_keys, state_keys = [], []
+        for provider, model in pairs:
+            sample_keys.append(self._traffic_key(provider, model))
+            state_keys.append(self._state_key(provider, model))
+            if not model:
+                sample_keys.append(self._probe_key(provider))
+        try:
+            return self.store.read(sample_keys=sample_keys, state_keys=state_keys)
+        except Exception as exc:
+            logger.warning("provider health read failed: %s", type(exc).__name__)
+            return {k: [] for k in sample_keys}, {k: {} for k in state_keys}
+
+    def _in_window(self, samples: list) -> list:
+        cutoff = self.now() - self.window_seconds
+        return [s for s in samples if s[0] >= cutoff]
+
+    def _figures(self, samples: list) -> dict:
+        recent = self._in_window(samples)
+        ok_samples = [s for s in recent if s[1]]
+        latencies = [s[2] for s in ok_samples]
+        token_samples = [s for s in ok_samples if s[3] > 0 and s[2] > 0]
+        seconds = sum(s[2] for s in token_samples) / 1000
+        return {
+            "requests": len(recent),
+            "failures": len(recent) - len(ok_samples),
+            "success_rate": (len(ok_samples) / len(recent)) if recent else None,
+            "latency_p50_ms": _percentile(latencies, 50),
+            "latency_p95_ms": _percentile(latencies, 95),
+            "throughput_tps": (sum(s[3] for s in token_samples) / seconds) if seconds else None,
+        }
+
+    def _healthy(self, samples: list, states: Iterable[dict], min_success_rate: float) -> bool:
+        states = list(states)
+        if any(state.get("down") for state in states):
+            return False
+        # Failures from before the provider came back up are not held against it.
+        up_at = max((state.get("up_at") or 0 for state in states), default=0)
+        recent = [s for s in self._in_window(samples) if s[0] > up_at]
+        if len(recent) < self.min_samples:
+            return True
+        return sum(1 for s in recent if s[1]) / len(recent) >= min_success_rate
+
+    def is_provider_healthy(
+        self, provider: str, model: str | None = None, min_success_rate: float = 0.9
+    ) -> bool:
+        """False when the provider (or this model on it) is marked down, or when its real-traffic
+        success rate in the window is below `min_success_rate` over enough samples."""
+        pairs = [(provider, None)] + ([(provider, model)] if model else [])
+        samples, states = self._read(pairs)
+        return self._healthy(samples[self._traffic_key(provider, model)], states.values(), min_success_rate)
+
+    def measured(self, provider: str, model: str | None = None) -> dict:
+        """Real-traffic latency p50, throughput and success rate in the window (None when unknown)."""
+        samples, _ = self._read([(provider, model)])
+        figures = self._figures(samples[self._traffic_key(provider, model)])
+        return {k: figures[k] for k in ("latency_p50_ms", "throughput_tps", "success_rate")}
+
+    def get_all_provider_health(self) -> list[dict]:
+        """One row per provider (model None) and per provider+model seen in the window."""
+        try:
+            members = sorted(self.store.members())
+        except Exception as exc:
+            logger.warning("provider health read failed: %s", type(exc).__name__)
+            return []
+        pairs = [(m.partition(_SEP)[0], m.partition(_SEP)[2] or None) for m in members]
+        samples, states = self._read(pairs)
+        rows = []
+        for provider, model in pairs:
+            traffic = samples[self._traffic_key(provider, model)]
+            state = states[self._state_key(provider, model)]
+            own_states = [state] if not model else [state, states.get(self._state_key(provider, None), {})]
+            row = {
+                "provider": provider,
+                "model": model,
+                **self._figures(traffic),
+                "healthy": self._healthy(traffic, own_states, 0.9),
+                "down": bool(state.get("down")),
+                "consecutive_failures": int(state.get("fails", 0)),
+                "last_error": state.get("last_error", ""),
+                "last_error_at": state.get("last_error_at"),
+                "last_probe_at": None,
+                "probe_ok": None,
+                "probe_latency_ms": None,
+            }
+            if not model:
+                probes = samples.get(self._probe_key(provider)) or []
+                if probes:
+                    row.update(
+                        last_probe_at=probes[0][0], probe_ok=bool(probes[0][1]), probe_latency_ms=probes[0][2]
+                    )
+            rows.append(row)
+        return rows
+
+    def clear(self) -> None:
+        """Forget everything (tests and operators resetting a store)."""
+        self.store.clear()

@@ -1,0 +1,258 @@
+"""Monitoring reads: usage stats for the API and the dashboard, recent calls, top spenders.
+
+Stats never scan the usage table: closed days come from `DailyUsage` (one row per
+day and group), and only the days after the last closed one are summed from
+`UsageRecord` over the indexed `(user, created_at)` range, grouped in the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from .models import LATENCY_BUCKETS_MS, DailyUsage, RollupState, UsageRecord
+
+GROUP_FIELDS = ("model", "provider", "task_type")
+
+
+def usage_aggregate(*, records: QuerySet, by: Iterable[str]) -> list[dict]:
+    """Sum usage rows per group in one query: counts, tokens, credits, cost, latency sum and histogram."""
+    bucket_counts = {
+        f"le_{bound}": Count("id", filter=Q(latency_ms__lte=bound)) for bound in LATENCY_BUCKETS_MS
+    }
+    rows = (
+        records.values(*by)
+        .order_by()
+        .annotate(
+            requests=Count("id"),
+            errors=Count("id", filter=Q(status=UsageRecord.STATUS_ERROR)),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            credits=Sum("credits"),
+            cost_usd=Sum("cost_usd"),
+            latency_sum_ms=Sum("latency_ms"),
+            **bucket_counts,
+        )
+    )
+    out = []
+    for row in rows:
+        # Cumulative "<= bound" counts become per-bucket counts, plus the overflow bucket.
+        cumulative = [row.pop(f"le_{bound}") for bound in LATENCY_BUCKETS_MS]
+        histogram = [cumulative[0]] + [cumulative[i] - cumulative[i - 1] for i in range(1, len(cumulative))]
+        histogram.append(row["requests"] - cumulative[-1])
+        for name in ("prompt_tokens", "completion_tokens", "credits", "latency_sum_ms"):
+            row[name] = int(row[name] or 0)
+        row["cost_usd"] = Decimal(row["cost_usd"] or 0)
+        row["latency_histogram"] = histogram
+        out.append(row)
+    return out
+
+
+def rollup_closed_through() -> dt.date | None:
+    state = RollupState.objects.filter(name="daily_usage").values_list("closed_through", flat=True).first()
+    return state
+
+
+def _p95_from_histogram(histogram: list[int]) -> int | None:
+    total = sum(histogram)
+    if not total:
+        return None
+    threshold = 0.95 * total
+    running = 0
+    for i, count in enumerate(histogram):
+        running += count
+        if running >= threshold:
+            return LATENCY_BUCKETS_MS[min(i, len(LATENCY_BUCKETS_MS) - 1)]
+    return LATENCY_BUCKETS_MS[-1]
+
+
+class _Totals:
+    __slots__ = (
+        "completion_tokens",
+        "cost_usd",
+        "credits",
+        "errors",
+        "histogram",
+        "latency_sum_ms",
+        "prompt_tokens",
+        "requests",
+    )
+
+    def __init__(self):
+        self.requests = self.errors = self.prompt_tokens = self.completion_tokens = 0
+        self.credits = self.latency_sum_ms = 0
+        self.cost_usd = Decimal(0)
+        self.histogram = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+
+    def add(self, cell: dict) -> None:
+        self.requests += cell["requests"]
+        self.errors += cell["errors"]
+        self.prompt_tokens += cell["prompt_tokens"]
+        self.completion_tokens += cell["completion_tokens"]
+        self.credits += cell["credits"]
+        self.cost_usd += cell["cost_usd"]
+        self.latency_sum_ms += cell["latency_sum_ms"]
+        for i, count in enumerate(cell["latency_histogram"] or ()):
+            self.histogram[i] += count
+
+    def as_dict(self) -> dict:
+        from billing.credits import format_credits
+
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": round(self.errors / self.requests, 4) if self.requests else 0.0,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "credits": format_credits(self.credits),
+            "credits_micro": self.credits,
+            "cost_usd": str(self.cost_usd.normalize()) if self.cost_usd else "0",
+            "avg_latency_ms": round(self.latency_sum_ms / self.requests) if self.requests else None,
+            "p95_latency_ms": _p95_from_histogram(self.histogram),
+        }
+
+
+def usage_cells(*, user_id: int, since: dt.date, now: dt.datetime | None = None) -> list[dict]:
+    """Usage per (day, model, provider, task type) from `since` to now: closed days from the
+    rollups, later days summed from the usage rows. Two or three queries whatever the volume."""
+    now = now or timezone.now()
+    closed = rollup_closed_through()
+    cells: list[dict] = []
+    raw_from = since
+    if closed and closed >= since:
+        rollups = DailyUsage.objects.filter(user_id=user_id, day__gte=since, day__lte=closed).values(
+            "day",
+            *GROUP_FIELDS,
+            "requests",
+            "errors",
+            "prompt_tokens",
+            "completion_tokens",
+            "credits",
+            "cost_usd",
+            "latency_sum_ms",
+            "latency_histogram",
+        )
+        cells.extend(rollups)
+        raw_from = closed + dt.timedelta(days=1)
+    start = dt.datetime.combine(raw_from, dt.time.min, tzinfo=dt.UTC)
+    if start <= now:
+        records = UsageRecord.objects.filter(user_id=user_id, created_at__gte=start, created_at__lte=now)
+        for row in usage_aggregate(
+            records=records.annotate(day=TruncDate("created_at")), by=("day", *GROUP_FIELDS)
+        ):
+            cells.append(row)
+    return cells
+
+
+class LLMMonitoringService:
+    """Usage statistics for one user (DESIGN.md "Python API")."""
+
+    def get_comprehensive_stats(self, user_id: int, days: int = 30) -> dict:
+        """{overview, by_provider, by_model, by_task_type, daily} over the last `days` UTC days,
+        today included. Credits are decimal strings; `credits_micro` carries the integer."""
+        if not isinstance(days, int) or days < 1:
+            raise ValueError("days must be a positive integer")
+        today = timezone.now().astimezone(dt.UTC).date()
+        since = today - dt.timedelta(days=days - 1)
+        cells = usage_cells(user_id=user_id, since=since)
+
+        overview = _Totals()
+        groups: dict[str, dict[str, _Totals]] = {name: defaultdict(_Totals) for name in GROUP_FIELDS}
+        daily: dict[dt.date, _Totals] = defaultdict(_Totals)
+        for cell in cells:
+            overview.add(cell)
+            for name in GROUP_FIELDS:
+                groups[name][cell[name]].add(cell)
+            daily[cell["day"]].add(cell)
+
+        def ranked(name: str) -> list[dict]:
+            items = sorted(groups[name].items(), key=lambda kv: (-kv[1].credits, -kv[1].requests, kv[0]))
+            return [{name: key, **totals.as_dict()} for key, totals in items]
+
+        series = []
+        for offset in range(days):
+            day = since + dt.timedelta(days=offset)
+            totals = daily.get(day) or _Totals()
+            d = totals.as_dict()
+            series.append(
+                {
+                    "date": day.isoformat(),
+                    "requests": d["requests"],
+                    "errors": d["errors"],
+                    "total_tokens": d["total_tokens"],
+                    "credits": d["credits"],
+                    "credits_micro": d["credits_micro"],
+                }
+            )
+        return {
+            "user_id": user_id,
+            "days": days,
+            "since": since.isoformat(),
+            "overview": overview.as_dict(),
+            "by_provider": ranked("provider"),
+            "by_model": ranked("model"),
+            "by_task_type": ranked("task_type"),
+            "daily": series,
+        }
+
+
+def usage_recent_list(*, user_id: int, limit: int = 10) -> list[UsageRecord]:
+    """The user's newest calls (index range on (user, created_at))."""
+    return list(UsageRecord.objects.filter(user_id=user_id).order_by("-created_at")[:limit])
+
+
+def usage_get(*, user_id: int, record_id: int) -> UsageRecord | None:
+    return UsageRecord.objects.filter(user_id=user_id, pk=record_id).first()
+
+
+def top_users_by_spend(*, days: int = 30, limit: int = 10) -> list[dict]:
+    """Users who spent the most over the closed rollup days plus the open days' usage rows."""
+    from django.contrib.auth import get_user_model
+
+    today = timezone.now().astimezone(dt.UTC).date()
+    since = today - dt.timedelta(days=days - 1)
+    closed = rollup_closed_through()
+    totals: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    raw_from = since
+    if closed and closed >= since:
+        for row in (
+            DailyUsage.objects.filter(day__gte=since, day__lte=closed)
+            .values("user_id")
+            .order_by()
+            .annotate(credits=Sum("credits"), requests=Sum("requests"))
+        ):
+            totals[row["user_id"]][0] += int(row["credits"] or 0)
+            totals[row["user_id"]][1] += int(row["requests"] or 0)
+        raw_from = closed + dt.timedelta(days=1)
+    start = dt.datetime.combine(raw_from, dt.time.min, tzinfo=dt.UTC)
+    for row in (
+        UsageRecord.objects.filter(created_at__gte=start)
+        .values("user_id")
+        .order_by()
+        .annotate(credits=Sum("credits"), requests=Count("id"))
+    ):
+        totals[row["user_id"]][0] += int(row["credits"] or 0)
+        totals[row["user_id"]][1] += int(row["requests"] or 0)
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])[:limit]
+    names = dict(
+        get_user_model().objects.filter(pk__in=[uid for uid, _ in ranked]).values_list("pk", "username")
+    )
+    from billing.credits import format_credits
+
+    return [
+        {
+            "user_id": uid,
+            "username": names.get(uid, "?"),
+            "credits": format_credits(c),
+            "credits_micro": c,
+            "requests": r,
+        }
+        for uid, (c, r) in ranked
+    ]

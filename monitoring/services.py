@@ -1,0 +1,135 @@
+"""Monitoring writes: usage records of gateway calls, daily rollups, probes, health snapshots.
+
+`ProviderHealthMonitor` (monitoring/health.py) is re-exported here: the gateway
+pipeline imports both from this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from .health import ProviderHealthMonitor
+from .models import DailyUsage, RollupState, UsageRecord
+from .selectors import GROUP_FIELDS, usage_aggregate
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ProviderHealthMonitor",
+    "daily_usage_aggregate",
+    "daily_usage_rollup",
+    "usage_record_create",
+]
+
+# A day is closed (read from rollups only) once this long past its end, so a call
+# that started before midnight and was recorded just after it is not missed.
+ROLLUP_GRACE = dt.timedelta(minutes=15)
+# At most this many days are rebuilt per run, so a first run on a large table stays bounded.
+ROLLUP_MAX_DAYS = 31
+
+_ATTEMPT_FIELDS = ("model", "provider", "status", "error_class", "latency_ms", "reason")
+_STATUSES = {UsageRecord.STATUS_OK, UsageRecord.STATUS_ERROR, UsageRecord.STATUS_CANCELLED}
+
+
+def usage_record_create(
+    *,
+    user_id: int,
+    api_key_id: int | None,
+    request_id: str,
+    model: str,
+    provider: str,
+    task_type: str,
+    route: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost_usd: Decimal,
+    credits: int,
+    hold: int,
+    latency_ms: int,
+    ttft_ms: int | None,
+    attempts: list[dict],
+    status: str,
+    error_class: str = "",
+    stream: bool = False,
+    usage_estimated: bool = False,
+) -> UsageRecord:
+    """Record one gateway call. `credits` and `hold` are micro-credits. A second call with the same
+    `request_id` returns the first row unchanged, so a retried pipeline step never counts a call twice."""
+    if status not in _STATUSES:
+        raise ValueError(f"unknown usage status {status!r}")
+    if not isinstance(credits, int) or not isinstance(hold, int):
+        raise TypeError("credits and hold are integer micro-credits")
+    if not isinstance(cost_usd, Decimal):
+        raise TypeError("cost_usd is a Decimal")
+    clean_attempts = [{k: a.get(k) for k in _ATTEMPT_FIELDS if k in a} for a in attempts or []]
+    record, created = UsageRecord.objects.get_or_create(
+        request_id=request_id,
+        defaults={
+            "user_id": user_id,
+            "api_key_id": api_key_id,
+            "model": model or "",
+            "provider": provider or "",
+            "task_type": task_type or "",
+            "route": (route or "")[:100],
+            "prompt_tokens": max(0, int(prompt_tokens)),
+            "completion_tokens": max(0, int(completion_tokens)),
+            "cost_usd": cost_usd,
+            "credits": credits,
+            "hold": hold,
+            "latency_ms": max(0, int(latency_ms)),
+            "ttft_ms": None if ttft_ms is None else max(0, int(ttft_ms)),
+            "attempts": clean_attempts,
+            "status": status,
+            "error_class": (error_class or "")[:100],
+            "stream": stream,
+            "usage_estimated": usage_estimated,
+        },
+    )
+    if not created:
+        logger.info("usage record %s already exists; kept the first", request_id)
+    return record
+
+
+def daily_usage_aggregate(*, day: dt.date) -> int:
+    """Rebuild one UTC day's DailyUsage rows from its usage rows (an indexed range); returns the rows
+    written. Idempotent: running it twice gives the same rows."""
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    records = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=start + dt.timedelta(days=1))
+    groups = usage_aggregate(records=records, by=("user_id", *GROUP_FIELDS))
+    rows = [DailyUsage(day=day, **group) for group in groups]
+    with transaction.atomic():
+        DailyUsage.objects.filter(day=day).delete()
+        DailyUsage.objects.bulk_create(rows)
+    return len(rows)
+
+
+def daily_usage_rollup(*, now: dt.datetime | None = None) -> dict:
+    """Aggregate every day after the last closed one up to today, and close the days that are over.
+    Returns {"days": [...iso dates rebuilt], "rows": n, "closed_through": iso date | None}."""
+    now = (now or timezone.now()).astimezone(dt.UTC)
+    today = now.date()
+    state, _ = RollupState.objects.get_or_create(name="daily_usage")
+    if state.closed_through:
+        first = state.closed_through + dt.timedelta(days=1)
+    else:
+        oldest = UsageRecord.objects.order_by("created_at").values_list("created_at", flat=True).first()
+        if oldest is None:
+            return {"days": [], "rows": 0, "closed_through": None}
+        first = oldest.astimezone(dt.UTC).date()
+    days, rows, closed = [], 0, state.closed_through
+    day = first
+    while day <= today and len(days) < ROLLUP_MAX_DAYS:
+        rows += daily_usage_aggregate(day=day)
+        days.append(day.isoformat())
+        day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+        if now >= day_end + ROLLUP_GRACE and (closed is None or day == closed + dt.timedelta(days=1)):
+            closed = day
+        day += dt.timedelta(days=1)
+    if closed != state.closed_through:
+        RollupState.objects.filter(pk=state.pk).update(closed_through=closed, updated_at=now)
+    return {"days": days, "rows": rows, "closed_through": closed.isoformat() if closed else None}
