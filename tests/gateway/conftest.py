@@ -4,6 +4,7 @@ answers (OpenRouter chat completions with `usage.cost`, its SSE stream, error bo
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -173,7 +174,7 @@ def openrouter_stream(
             },
         }
         # The cost goes out as a JSON number with its exact digits.
-        events.append(b"data: " + json.dumps(usage).replace(b'"COST"', cost.encode()) + b"\n\n")
+        events.append(b"data: " + json.dumps(usage).replace('"COST"', cost).encode() + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return b"".join(events)
 
@@ -252,7 +253,17 @@ def network():
 
 
 @pytest.fixture
-def providers(settings, network):
+def catalog(db):
+    """The seeded catalog and matrix (a transactional test's flush removes the migration's seed)."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("gateway.migrations.0003_seed_catalog_routing").seed(apps, None)
+
+
+@pytest.fixture
+def providers(settings, network, catalog):
     """OpenRouter plus every direct provider configured (keys are fakes; the network is mocked)."""
     settings.DEBUG = False
     settings.USE_OPENROUTER = True
@@ -263,11 +274,13 @@ def providers(settings, network):
     settings.GROQ_API_KEY = "gsk_test_groq_key"
     settings.ZAI_API_KEY = "test-zai-key"
     settings.UPSTREAM_READ_TIMEOUT = 5.0
+    # Provider health of one test must not steer the routing of another (Redis outlives tests).
+    settings.HEALTH_KEY_PREFIX = f"test-gateway-health-{uuid.uuid4().hex[:8]}"
     return network
 
 
 @pytest.fixture
-def demo_only(settings):
+def demo_only(settings, catalog):
     """No provider keys: the offline demo provider answers."""
     for name in (
         "OPENROUTER_API_KEY",
