@@ -1,0 +1,136 @@
+"""The catalog: seeded defaults, the OpenRouter price sync task, and the model list APIs."""
+
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from tests.gateway.conftest import OPENROUTER_HOST, json_response
+
+pytestmark = pytest.mark.django_db
+
+# The shape of OpenRouter's GET /api/v1/models (trimmed to the fields we read and a few we ignore).
+MODELS_BODY = {
+    "data": [
+        {
+            "id": "openai/gpt-4o",
+            "canonical_slug": "openai/gpt-4o",
+            "name": "OpenAI: GPT-4o",
+            "created": 1715367049,
+            "description": "GPT-4o is OpenAI's flagship model.",
+            "context_length": 128000,
+            "architecture": {
+                "modality": "text+image->text",
+                "input_modalities": ["text", "image"],
+                "output_modalities": ["text"],
+                "tokenizer": "GPT",
+                "instruct_type": None,
+            },
+            "pricing": {
+                "prompt": "0.000003",
+                "completion": "0.000012",
+                "request": "0",
+                "image": "0.003613",
+                "web_search": "0",
+                "internal_reasoning": "0",
+            },
+            "top_provider": {"context_length": 128000, "max_completion_tokens": 16384, "is_moderated": True},
+            "per_request_limits": None,
+            "supported_parameters": ["max_tokens", "temperature", "tools"],
+        },
+        {
+            "id": "mistralai/mistral-nemo",
+            "canonical_slug": "mistralai/mistral-nemo",
+            "name": "Mistral: Mistral Nemo",
+            "created": 1721347200,
+            "context_length": 131072,
+            "pricing": {"prompt": "0.00000002", "completion": "0.00000004", "request": "0", "image": "0"},
+            "top_provider": {"context_length": 131072, "max_completion_tokens": None, "is_moderated": False},
+        },
+        {
+            "id": "openrouter/auto",
+            "name": "Auto Router",
+            "context_length": 2000000,
+            "pricing": {"prompt": "-1", "completion": "-1"},
+        },
+        {"id": "broken/model", "name": "No prices", "context_length": 1000, "pricing": {}},
+    ]
+}
+
+
+def test_seed_has_every_matrix_model_with_openrouter_prices():
+    from gateway.models import ModelCatalogEntry, RoutingRule
+
+    assert RoutingRule.objects.count() == 20
+    matrix_models = set(RoutingRule.objects.values_list("model_id", flat=True))
+    assert matrix_models == {
+        "anthropic/claude-3.5-sonnet",
+        "google/gemini-flash-1.5",
+        "meta-llama/llama-3.1-70b-instruct",
+        "openai/gpt-4o",
+        "openai/gpt-4o-mini",
+    }
+    glm = ModelCatalogEntry.objects.get(id="z-ai/glm-4.7")
+    assert glm.providers == {"openrouter": "z-ai/glm-4.7", "zai": "glm-4.7"}
+    gpt4o = ModelCatalogEntry.objects.get(id="openai/gpt-4o")
+    assert (gpt4o.prompt_price, gpt4o.completion_price) == (Decimal("0.0000025"), Decimal("0.00001"))
+
+
+def test_sync_task_refreshes_prices_adds_models_and_skips_nonsense(network, settings):
+    from gateway.models import ModelCatalogEntry
+    from gateway.tasks import catalog_sync
+
+    network.on(OPENROUTER_HOST, lambda req, body: json_response(200, MODELS_BODY))
+    ModelCatalogEntry.objects.filter(id="openai/gpt-4o").update(is_active=False, zdr=True)
+
+    report = catalog_sync.delay().get(timeout=10)
+
+    assert report == {"created": 1, "updated": 1, "skipped": 2}
+    assert [str(r.url) for r in network.requests] == ["https://openrouter.ai/api/v1/models"]
+    gpt4o = ModelCatalogEntry.objects.get(id="openai/gpt-4o")
+    assert (gpt4o.prompt_price, gpt4o.completion_price) == (Decimal("0.000003"), Decimal("0.000012"))
+    assert gpt4o.providers["openai"] == "gpt-4o" and gpt4o.is_active is False and gpt4o.zdr is True
+    assert gpt4o.synced_at is not None
+    nemo = ModelCatalogEntry.objects.get(id="mistralai/mistral-nemo")
+    assert nemo.prompt_price == Decimal("0.00000002") and nemo.context_length == 131072
+    assert nemo.providers == {"openrouter": "mistralai/mistral-nemo"}
+    assert not ModelCatalogEntry.objects.filter(id__in=["openrouter/auto", "broken/model"]).exists()
+
+
+def test_sync_failure_changes_nothing(network):
+    from gateway.catalog import catalog_sync_from_openrouter
+    from gateway.models import ModelCatalogEntry
+
+    before = list(ModelCatalogEntry.objects.values_list("id", "prompt_price"))
+    network.on(OPENROUTER_HOST, lambda req, body: httpx.Response(502, content=b"bad gateway"))
+    with pytest.raises(ValueError):
+        catalog_sync_from_openrouter()
+    assert list(ModelCatalogEntry.objects.values_list("id", "prompt_price")) == before
+
+
+def test_v1_models_lists_servable_models_with_pricing(providers, api_client):
+    r = api_client.get("/v1/models")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "list"
+    by_id = {m["id"]: m for m in body["data"]}
+    assert by_id["openai/gpt-4o"]["object"] == "model"
+    assert by_id["openai/gpt-4o"]["pricing"] == {
+        "prompt": "0.000002500000000000",
+        "completion": "0.000010000000000000",
+    }
+
+
+def test_llm_models_names_the_serving_providers(providers, api_client, settings):
+    settings.OPENROUTER_API_KEY = ""
+    settings.GROQ_API_KEY = ""
+    r = api_client.get("/api/llm/models")
+    assert r.status_code == 200
+    by_id = {m["id"]: m for m in r.json()["models"]}
+    assert by_id["openai/gpt-4o"]["providers"] == ["openai"]
+    # Llama 3.1 70B is served by OpenRouter only: without it, it is not offered.
+    assert "meta-llama/llama-3.1-70b-instruct" not in by_id
+
+
+def test_model_lists_need_a_key(client):
+    assert client.get("/v1/models").status_code == 401
