@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from .models import ApiKey
+from .models import ApiKey, ModelCatalogEntry, RoutingRule
+from .tasks import catalog_sync
 
 
 @admin.register(ApiKey)
@@ -21,3 +22,51 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(ModelCatalogEntry)
+class ModelCatalogEntryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "display_name",
+        "prompt_price",
+        "completion_price",
+        "context_length",
+        "zdr",
+        "is_active",
+    )
+    list_filter = ("is_active", "zdr")
+    list_editable = ("is_active",)
+    search_fields = ("id", "display_name")
+    readonly_fields = ("synced_at", "updated_at")
+    fields = (
+        "id",
+        "display_name",
+        "context_length",
+        "prompt_price",
+        "completion_price",
+        "providers",
+        "zdr",
+        "is_active",
+        "synced_at",
+        "updated_at",
+    )
+    actions = ("sync_from_openrouter",)
+
+    @admin.action(description="Sync prices from OpenRouter now")
+    def sync_from_openrouter(self, request, queryset):
+        report = catalog_sync.delay().get(timeout=120)
+        self.message_user(
+            request,
+            f"Catalog sync: {report['created']} added, {report['updated']} updated, "
+            f"{report['skipped']} skipped.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    list_display = ("task_type", "budget_priority", "model")
+    list_filter = ("task_type", "budget_priority")
+    list_editable = ("model",)
+    autocomplete_fields = ("model",)

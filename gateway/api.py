@@ -18,6 +18,9 @@ class WhoAmIApi(APIView):
         username = serializers.CharField()
         key_prefix = serializers.CharField(allow_null=True)
 
+        class Meta:
+            ref_name = "WhoAmI"
+
     @extend_schema(responses=OutputSerializer)
     def get(self, request):
         key = request.auth if hasattr(request.auth, "prefix") else None
@@ -25,7 +28,7 @@ class WhoAmIApi(APIView):
         return Response(self.OutputSerializer(data).data)
 
 
-class _PricingSerializer(serializers.Serializer):
+class PricingSerializer(serializers.Serializer):
     prompt = serializers.DecimalField(max_digits=30, decimal_places=18, help_text="USD per prompt token")
     completion = serializers.DecimalField(
         max_digits=30, decimal_places=18, help_text="USD per completion token"
@@ -42,7 +45,10 @@ class ModelListApi(APIView):
         owned_by = serializers.CharField()
         name = serializers.CharField()
         context_length = serializers.IntegerField()
-        pricing = _PricingSerializer()
+        pricing = PricingSerializer()
+
+        class Meta:
+            ref_name = "Model"
 
     @extend_schema(
         responses=inline_serializer(
@@ -62,10 +68,13 @@ class CatalogListApi(APIView):
         id = serializers.CharField()
         name = serializers.CharField()
         context_length = serializers.IntegerField()
-        pricing = _PricingSerializer()
+        pricing = PricingSerializer()
         providers = serializers.ListField(child=serializers.CharField())
         zdr = serializers.BooleanField()
 
-    @extend_schema(responses=OutputSerializer(many=True))
+        class Meta:
+            ref_name = "CatalogModel"
+
+    @extend_schema(responses=inline_serializer("CatalogModelList", {"models": OutputSerializer(many=True)}))
     def get(self, request):
         return Response({"models": self.OutputSerializer(get_available_models(), many=True).data})

@@ -164,6 +164,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # The chat hot paths are async Django views; this documents them.
+        "gateway.schema.add_chat_endpoints",
+    ],
 }
 # API keys are stored as HMAC-SHA256 under this secret; rotating it invalidates every key.
 API_KEY_SECRET = env("API_KEY_SECRET", default=SECRET_KEY)

@@ -134,3 +134,17 @@ def test_llm_models_names_the_serving_providers(providers, api_client, settings)
 
 def test_model_lists_need_a_key(client):
     assert client.get("/v1/models").status_code == 401
+
+
+def test_openapi_schema_documents_the_gateway_endpoints(client):
+    r = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert r.status_code == 200
+    schema = r.json()
+    for route in ("/v1/chat/completions", "/api/llm/chat", "/v1/models", "/api/llm/models"):
+        assert route in schema["paths"], route
+    chat = schema["paths"]["/v1/chat/completions"]["post"]
+    body_ref = chat["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    fields = schema["components"]["schemas"][body_ref]["properties"]
+    assert {"messages", "model", "task_type", "budget_priority", "fallback_models", "provider"} <= set(fields)
+    assert {"402", "502"} <= set(chat["responses"])
+    assert schema["components"]["securitySchemes"]["ApiKeyAuth"]["scheme"] == "bearer"
