@@ -40,6 +40,7 @@ import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
+from gateway.providers._common import tag
 from gateway.providers.base import UpstreamRequest
 from smartspec.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
@@ -130,7 +131,7 @@ def _map_exception(exc: httpx.HTTPError, provider: str) -> UpstreamError:
         error = UpstreamUnavailable(f"Could not connect to {provider}.")
     else:
         error = UpstreamUnavailable(f"The connection to {provider} failed.")
-    error.provider = provider
+    tag(error, provider)
     logger.warning("upstream %s: %s (%s)", provider, error.code, type(exc).__name__)
     return error
 

@@ -83,6 +83,7 @@ async def test_network_failures_map_to_typed_retryable_errors(exc, expected, cap
         transport.set_transport_for_tests(None)
     assert info.value.retryable
     assert info.value.provider == "openai"
+    assert info.value.upstream_status is None  # no answer came back
     assert "SECRET" not in info.value.message
     assert "SECRET" not in caplog.text
     assert str(exc) not in info.value.message
