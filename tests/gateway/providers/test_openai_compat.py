@@ -341,3 +341,14 @@ async def test_garbage_200_is_malformed_and_retryable(upstream, content):
         await provider_call(OPENAI, request())
     assert info.value.code == "upstream_malformed"
     assert info.value.retryable
+
+
+async def test_stream_answered_with_a_whole_json_answer_still_delivers_it(upstream):
+    upstream.respond(json_response("openrouter_chat.json"))
+    deltas = await collect(provider_stream(OPENROUTER, request()))
+    assert (
+        "".join(d.content for d in deltas)
+        == "A prepaid gateway charges the caller before it calls the model."
+    )
+    assert deltas[-1].finish_reason == "stop"
+    assert deltas[-1].usage.cost_usd == Decimal("0.00062500000000000001234")
