@@ -46,3 +46,32 @@ def run_concurrently(func, count: int) -> list:
     for t in threads:
         t.join(timeout=120)
     return results
+
+
+@pytest.fixture
+def stripe_settings(settings):
+    from tests.billing.stripe_shapes import WEBHOOK_SECRET
+
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.STRIPE_SECRET_KEY = "sk_test_suite_key"
+    return settings
+
+
+@pytest.fixture
+def deliver(stripe_settings):
+    """deliver(event) posts a correctly signed webhook and returns the response."""
+    from django.test import Client
+
+    from tests.billing.stripe_shapes import body, sign
+
+    client = Client()
+
+    def _deliver(evt, *, signature=None, raw=None):
+        payload = raw if raw is not None else body(evt)
+        header = signature if signature is not None else sign(payload)
+        extra = {"HTTP_STRIPE_SIGNATURE": header} if header else {}
+        return client.post(
+            "/api/billing/stripe/webhook", data=payload, content_type="application/json", **extra
+        )
+
+    return _deliver
