@@ -7,16 +7,15 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
-from django.db import connection
 
 from billing import selectors
 from billing.credits import MICRO_PER_CREDIT
 from billing.models import LedgerEntry, StripeEvent
 from tests.billing import stripe_shapes as s
+from tests.billing.conftest import subprocess_database_url
 
 C = MICRO_PER_CREDIT
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,21 +28,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @pytest.fixture
 def server(transactional_db):
     port = _free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "smartspec.settings_test",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "STRIPE_WEBHOOK_SECRET": s.WEBHOOK_SECRET,
     }
     proc = subprocess.Popen(
