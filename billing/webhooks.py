@@ -203,8 +203,11 @@ def stripe_event_process(*, event: dict) -> str:
             return record.status
     except Exception as exc:
         reason = exc.message if isinstance(exc, APIError) else f"{type(exc).__name__} while processing"
-        StripeEvent.objects.update_or_create(
+        record, created = StripeEvent.objects.get_or_create(
             event_id=event["id"], defaults={**fields, "status": Status.FAILED, "error": reason}
         )
+        if not created:
+            # A concurrent delivery may have succeeded meanwhile; never mark that one failed.
+            StripeEvent.objects.filter(pk=record.pk, status=Status.FAILED).update(error=reason)
         logger.warning("Stripe event %s (%s) failed: %s", event["id"], event["type"], reason)
         raise
