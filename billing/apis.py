@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +31,7 @@ class _UsdField(serializers.DecimalField):
 class CreditBalanceApi(APIView):
     """The caller's credits, their USD value, and what open calls are holding."""
 
+    @extend_schema_serializer(component_name="CreditBalance")
     class OutputSerializer(serializers.Serializer):
         credits = serializers.CharField()
         usd = serializers.CharField()
@@ -44,9 +45,11 @@ class CreditBalanceApi(APIView):
 class CreditTransactionListApi(APIView):
     """The caller's ledger entries, newest first."""
 
+    @extend_schema_serializer(component_name="CreditTransactionListParams")
     class InputSerializer(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=TRANSACTIONS_MAX_LIMIT, default=10)
 
+    @extend_schema_serializer(component_name="CreditTransaction")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         kind = serializers.CharField()
@@ -76,10 +79,12 @@ class CreditTransactionListApi(APIView):
 class CreditTopupApi(APIView):
     """Credit a PaymentIntent the caller paid, once Stripe confirms it (idempotent per payment_id)."""
 
+    @extend_schema_serializer(component_name="CreditTopupRequest")
     class InputSerializer(serializers.Serializer):
         payment_usd = _UsdField()
         payment_id = serializers.CharField(max_length=255)
 
+    @extend_schema_serializer(component_name="CreditTopup")
     class OutputSerializer(serializers.Serializer):
         payment_id = serializers.CharField()
         credits_added = serializers.CharField()
@@ -107,9 +112,11 @@ class CreditTopupApi(APIView):
 class BillingCheckoutApi(APIView):
     """Start a Stripe Checkout for a top-up; credits arrive through the webhook once it is paid."""
 
+    @extend_schema_serializer(component_name="BillingCheckoutRequest")
     class InputSerializer(serializers.Serializer):
         amount_usd = _UsdField()
 
+    @extend_schema_serializer(component_name="BillingCheckout")
     class OutputSerializer(serializers.Serializer):
         checkout_url = serializers.URLField()
         session_id = serializers.CharField()
@@ -134,6 +141,7 @@ class StripeWebhookApi(APIView):
     authentication_classes: list = []
     permission_classes: list = []
 
+    @extend_schema_serializer(component_name="StripeWebhookReceipt")
     class OutputSerializer(serializers.Serializer):
         received = serializers.BooleanField()
         status = serializers.CharField()
