@@ -200,6 +200,9 @@ UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=120.0)
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+# Holds left by a crashed worker go back to the user; the ledger is proved against the balances.
+CELERY_BEAT_SCHEDULE["billing-holds-expire"] = {"task": "billing.holds_expire", "schedule": 60}
+CELERY_BEAT_SCHEDULE["billing-ledger-reconcile"] = {"task": "billing.ledger_reconcile", "schedule": 3600}
 
 # --- Logging ----------------------------------------------------------------
 LOG_DIR = Path(env_str("LOG_DIR", str(BASE_DIR / "logs")))

@@ -52,3 +52,38 @@ def api_client(api_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
     return client
+
+
+_DB_FIXTURES = (
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+)
+
+
+@pytest.fixture(autouse=True)
+def _ledger_invariant(request):
+    """After every test that used the database: balance == sum(entries) for every account, and no
+    credit hold left open (opt out with `@pytest.mark.allow_open_holds`)."""
+    uses_db = request.node.get_closest_marker("django_db") or any(
+        f in request.fixturenames for f in _DB_FIXTURES
+    )
+    if uses_db:
+        # Requested from here so the check runs before the test's database is rolled back or flushed.
+        request.getfixturevalue("_django_db_helper")
+    yield
+    if not uses_db:
+        return
+    from billing.models import CreditAccount, CreditHold
+    from billing.services import ledger_reconcile
+
+    if not CreditAccount.objects.exists():
+        return
+    assert ledger_reconcile() == [], "ledger invariant broken: balance != sum(entries) or held != open holds"
+    if not request.node.get_closest_marker("allow_open_holds"):
+        open_holds = list(
+            CreditHold.objects.filter(state=CreditHold.State.HELD).values_list("request_id", flat=True)
+        )
+        assert open_holds == [], f"credit holds left open: {open_holds}"

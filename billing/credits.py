@@ -1,0 +1,89 @@
+"""The one place that converts money: USD, Stripe cents and credits.
+
+Everything is an integer in minor units. 1 credit = 1,000,000 micro-credits;
+1 USD = 1,000 credits = 1,000,000,000 micro-credits. Usage is charged at cost;
+top-ups carry a 15% markup. Decimal appears only while parsing a USD figure.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+MICRO_PER_CREDIT = 1_000_000
+CREDITS_PER_USD = 1_000
+MICRO_PER_USD = MICRO_PER_CREDIT * CREDITS_PER_USD
+
+# Stripe refuses USD charges under $0.50; the cap limits what one mistaken click can cost.
+TOPUP_MIN_CENTS = 50
+TOPUP_MAX_CENTS = 1_000_000
+
+
+def _to_decimal(value: Decimal | str | int, *, what: str) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a number, not a boolean")
+    if isinstance(value, Decimal):
+        number = value
+    else:
+        # Through the string: an upstream's JSON number converts exactly as it was written.
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError(f"{what} is not a number: {value!r}")
+    if not number.is_finite():
+        raise ValueError(f"{what} must be finite: {value!r}")
+    return number
+
+
+def usd_to_micro(usd: Decimal | str | int) -> int:
+    """A USD cost as micro-credits at cost, rounded up so usage is never undercharged."""
+    number = _to_decimal(usd, what="USD amount")
+    if number < 0:
+        raise ValueError(f"USD amount must not be negative: {usd!r}")
+    return int((number * MICRO_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+
+
+def topup_cents_to_micro(cents: int) -> int:
+    """Credits bought by a payment: floor(usd / 1.15 * 1000) whole credits, in micro-credits."""
+    if isinstance(cents, bool) or not isinstance(cents, int):
+        raise ValueError(f"cents must be an integer: {cents!r}")
+    if cents < 0:
+        raise ValueError(f"cents must not be negative: {cents!r}")
+    # cents / 100 / 1.15 * 1000 == cents * 200 / 23, kept in integers.
+    return (cents * 200 // 23) * MICRO_PER_CREDIT
+
+
+def credits_to_micro(credits: Decimal | str | int) -> int:
+    """A credit amount (may be negative, e.g. a staff debit) as micro-credits; must be exact."""
+    number = _to_decimal(credits, what="credit amount")
+    micro = number * MICRO_PER_CREDIT
+    if micro != micro.to_integral_value():
+        raise ValueError(f"credit amount has more than 6 decimal places: {credits!r}")
+    return int(micro)
+
+
+def usd_to_cents(usd: Decimal | str | int) -> int:
+    """A payment amount in USD as Stripe cents; must be a whole number of cents."""
+    number = _to_decimal(usd, what="USD amount")
+    cents = number * 100
+    if cents != cents.to_integral_value():
+        raise ValueError(f"USD amount has more than 2 decimal places: {usd!r}")
+    return int(cents)
+
+
+def format_credits(micro: int) -> str:
+    """Micro-credits as a decimal credit string: 86956000000 -> "86956.000000"."""
+    sign = "-" if micro < 0 else ""
+    whole, frac = divmod(abs(micro), MICRO_PER_CREDIT)
+    return f"{sign}{whole}.{frac:06d}"
+
+
+def format_usd(micro: int) -> str:
+    """Micro-credits as their USD value with 6 decimals: 86956000000 -> "86.956000"."""
+    usd = (Decimal(micro) / MICRO_PER_USD).quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN)
+    return f"{usd:f}"
+
+
+def format_cents(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{frac:02d}"

@@ -1,0 +1,502 @@
+"""Billing services: every write to credits goes through these functions.
+
+Each balance change is one atomic block that locks the rows it touches in a
+fixed order (hold, then account, then top-up) and writes the ledger entry
+together with the cached balance, so balance == sum(entries) always holds and
+no balance goes below zero under any concurrency.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from smartspec.errors import Conflict, InsufficientCredits, InvalidRequest
+
+from .credits import format_cents, format_credits, topup_cents_to_micro
+from .models import CreditAccount, CreditHold, LedgerEntry, TopUp
+
+logger = logging.getLogger(__name__)
+
+Kind = LedgerEntry.Kind
+
+
+def _check_amount(amount: int, *, what: str = "amount", allow_zero: bool = True) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise ValueError(f"{what} must be an integer number of micro-credits, got {amount!r}")
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise ValueError(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {amount}")
+
+
+def _lock_account(account_id: int) -> CreditAccount:
+    return CreditAccount.objects.select_for_update().get(pk=account_id)
+
+
+def _entry_post(
+    *,
+    account: CreditAccount,
+    kind: str,
+    amount: int,
+    reference: str = "",
+    description: str = "",
+    actor=None,
+    hold: CreditHold | None = None,
+) -> LedgerEntry:
+    """Append one entry and move the cached balance with it. `account` must be locked."""
+    account.balance += amount
+    account.save(update_fields=["balance", "held", "uncollectable", "updated_at"])
+    return LedgerEntry.objects.create(
+        account=account,
+        kind=kind,
+        amount=amount,
+        balance_after=account.balance,
+        reference=reference,
+        description=description[:500],
+        actor=actor,
+        hold=hold,
+    )
+
+
+def account_get_or_create(*, user) -> CreditAccount:
+    account, _ = CreditAccount.objects.get_or_create(user=user)
+    return account
+
+
+# --- Holds -------------------------------------------------------------------
+
+
+def hold_place(*, user, amount: int, request_id: str, ttl_seconds: int = 900) -> CreditHold:
+    """Reserve `amount` micro-credits for one call, only if the available credits cover it."""
+    _check_amount(amount)
+    if not request_id:
+        raise ValueError("request_id is required")
+    account = account_get_or_create(user=user)
+    with transaction.atomic():
+        # One conditional UPDATE: concurrent holds re-check the row after waiting for its lock.
+        placed = CreditAccount.objects.filter(
+            pk=account.pk, uncollectable=0, balance__gte=F("held") + amount
+        ).update(held=F("held") + amount, updated_at=timezone.now())
+        if not placed:
+            account.refresh_from_db()
+            if account.uncollectable:
+                raise InsufficientCredits(
+                    "This account has an unpaid shortfall from a refund or dispute; contact support.",
+                    code="account_shortfall",
+                )
+            raise InsufficientCredits(
+                f"Not enough credits: this request may cost up to {format_credits(amount)} credits, "
+                f"{format_credits(max(0, account.available))} available."
+            )
+        try:
+            with transaction.atomic():
+                hold = CreditHold.objects.create(
+                    account=account,
+                    request_id=request_id,
+                    amount=amount,
+                    expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
+                )
+        except IntegrityError:
+            raise Conflict("This request id already has a credit hold.", code="duplicate_request_id")
+    return hold
+
+
+def _hold_close(*, hold: CreditHold, account: CreditAccount, state: str) -> None:
+    account.held -= hold.amount
+    hold.state = state
+    hold.closed_at = timezone.now()
+
+
+def hold_settle(
+    *, hold_id: int, amount: int, description: str = "", reference: str = ""
+) -> LedgerEntry | None:
+    """Charge the real cost of a call against its hold and release the rest.
+
+    Never charges more than the hold plus what is still available; any excess
+    is recorded on the hold and logged. A hold that is no longer open is left
+    alone and None is returned, so a late or repeated settle never charges twice.
+    """
+    _check_amount(amount)
+    with transaction.atomic():
+        hold = CreditHold.objects.select_for_update().filter(pk=hold_id).first()
+        if hold is None:
+            raise ValueError(f"no credit hold {hold_id}")
+        if hold.state != CreditHold.State.HELD or hold.purpose != CreditHold.Purpose.USAGE:
+            return None
+        account = _lock_account(hold.account_id)
+        if amount == 0:
+            _hold_close(hold=hold, account=account, state=CreditHold.State.RELEASED)
+            account.save(update_fields=["held", "updated_at"])
+            hold.save(update_fields=["state", "closed_at"])
+            return None
+        _hold_close(hold=hold, account=account, state=CreditHold.State.SETTLED)
+        charge = min(amount, max(0, account.balance - account.held))
+        hold.charged = charge
+        hold.excess = amount - charge
+        if hold.excess:
+            logger.warning(
+                "Usage of %s credits for request %s exceeded its hold and the balance; %s not charged",
+                format_credits(amount),
+                hold.request_id,
+                format_credits(hold.excess),
+            )
+        entry = None
+        if charge:
+            entry = _entry_post(
+                account=account,
+                kind=Kind.USAGE,
+                amount=-charge,
+                reference=reference or hold.request_id,
+                description=description,
+                hold=hold,
+            )
+        else:
+            account.save(update_fields=["held", "updated_at"])
+        hold.save(update_fields=["state", "closed_at", "charged", "excess"])
+        return entry
+
+
+def hold_release(*, hold_id: int) -> None:
+    """Give a hold's credits back untouched (the call failed). Idempotent."""
+    with transaction.atomic():
+        hold = CreditHold.objects.select_for_update().filter(pk=hold_id).first()
+        if hold is None or hold.state != CreditHold.State.HELD:
+            return
+        account = _lock_account(hold.account_id)
+        _hold_close(hold=hold, account=account, state=CreditHold.State.RELEASED)
+        account.save(update_fields=["held", "updated_at"])
+        hold.save(update_fields=["state", "closed_at"])
+
+
+def holds_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Release usage holds past their expiry (left by a crashed worker); returns how many."""
+    now = now or timezone.now()
+    stale = CreditHold.objects.filter(
+        state=CreditHold.State.HELD, purpose=CreditHold.Purpose.USAGE, expires_at__lt=now
+    )
+    count = 0
+    while True:
+        ids = list(stale.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return count
+        for hold_id in ids:
+            with transaction.atomic():
+                hold = CreditHold.objects.select_for_update().get(pk=hold_id)
+                if hold.state != CreditHold.State.HELD:
+                    continue
+                account = _lock_account(hold.account_id)
+                _hold_close(hold=hold, account=account, state=CreditHold.State.EXPIRED)
+                hold.save(update_fields=["state", "closed_at"])
+                # A zero entry: the balance is unchanged, but the ledger shows a call that was never settled.
+                _entry_post(
+                    account=account,
+                    kind=Kind.HOLD_EXPIRY,
+                    amount=0,
+                    reference=hold.request_id,
+                    description=f"Hold of {format_credits(hold.amount)} credits expired unsettled",
+                    hold=hold,
+                )
+                count += 1
+
+
+# --- Staff -------------------------------------------------------------------
+
+
+def adjustment_create(*, user, amount: int, actor, reason: str) -> LedgerEntry:
+    """A staff credit (positive) or debit (negative) with its reason; never below what is held."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+        raise InvalidRequest("An adjustment must be a non-zero whole number of micro-credits.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest("An adjustment needs a reason.", code="reason_required")
+    account = account_get_or_create(user=user)
+    with transaction.atomic():
+        account = _lock_account(account.pk)
+        if amount < 0 and -amount > account.available:
+            raise InvalidRequest(
+                f"Cannot debit {format_credits(-amount)} credits: "
+                f"only {format_credits(max(0, account.available))} are available.",
+                code="insufficient_credits",
+            )
+        return _entry_post(
+            account=account, kind=Kind.ADJUSTMENT, amount=amount, description=reason, actor=actor
+        )
+
+
+def account_shortfall_clear(*, user, actor, reason: str) -> LedgerEntry:
+    """Staff accept (or have collected) an uncollectable shortfall; the account may place holds again."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest("Clearing a shortfall needs a reason.", code="reason_required")
+    account = account_get_or_create(user=user)
+    with transaction.atomic():
+        account = _lock_account(account.pk)
+        if not account.uncollectable:
+            raise InvalidRequest("This account has no shortfall to clear.")
+        cleared = account.uncollectable
+        account.uncollectable = 0
+        return _entry_post(
+            account=account,
+            kind=Kind.SHORTFALL_CLEARED,
+            amount=0,
+            description=f"Cleared shortfall of {format_credits(cleared)} credits: {reason}",
+            actor=actor,
+        )
+
+
+# --- Stripe payments ------------------------------------------------------------
+
+
+def topup_apply(
+    *,
+    user,
+    amount_cents: int,
+    payment_intent_id: str | None = None,
+    checkout_session_id: str | None = None,
+    source: str,
+) -> tuple[TopUp, bool]:
+    """Credit one paid Stripe payment exactly once; returns (top-up, credited now).
+
+    The payment is identified by its PaymentIntent and/or Checkout Session id,
+    whichever the caller knows; a later call for the same payment (another
+    event type, the top-up API, a replay) only fills in the missing id.
+    """
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
+        raise InvalidRequest("The payment amount must be a positive number of cents.")
+    if not (payment_intent_id or checkout_session_id):
+        raise InvalidRequest("A payment intent or checkout session id is required.")
+    account = account_get_or_create(user=user)
+    with transaction.atomic():
+        # The account lock serialises every top-up of this user, so the lookup below cannot race.
+        account = _lock_account(account.pk)
+        match = Q(pk__in=[])
+        if payment_intent_id:
+            match |= Q(payment_intent_id=payment_intent_id)
+        if checkout_session_id:
+            match |= Q(checkout_session_id=checkout_session_id)
+        existing = TopUp.objects.select_for_update().filter(match).order_by("pk").first()
+        if existing is not None:
+            if existing.user_id != user.pk:
+                raise InvalidRequest("This payment belongs to another account.", code="payment_mismatch")
+            if existing.amount_cents != amount_cents:
+                logger.warning("Top-up %s seen again with a different amount; ignored", existing.pk)
+            changed = []
+            if payment_intent_id and not existing.payment_intent_id:
+                existing.payment_intent_id = payment_intent_id
+                changed.append("payment_intent_id")
+            if checkout_session_id and not existing.checkout_session_id:
+                existing.checkout_session_id = checkout_session_id
+                changed.append("checkout_session_id")
+            if changed:
+                existing.save(update_fields=[*changed, "updated_at"])
+            return existing, False
+        credits = topup_cents_to_micro(amount_cents)
+        topup = TopUp.objects.create(
+            user=user,
+            account=account,
+            payment_intent_id=payment_intent_id or None,
+            checkout_session_id=checkout_session_id or None,
+            amount_cents=amount_cents,
+            credits=credits,
+            source=source,
+        )
+        _entry_post(
+            account=account,
+            kind=Kind.TOPUP,
+            amount=credits,
+            reference=payment_intent_id or checkout_session_id,
+            description=f"Top-up of ${format_cents(amount_cents)}",
+        )
+        return topup, True
+
+
+def _topup_for_payment(payment_intent_id: str) -> TopUp | None:
+    if not payment_intent_id:
+        return None
+    return TopUp.objects.filter(payment_intent_id=payment_intent_id).first()
+
+
+def _share(topup: TopUp, cents: int) -> int:
+    """The credits bought by `cents` of this top-up (all of them for the full amount)."""
+    return topup.credits * min(cents, topup.amount_cents) // topup.amount_cents
+
+
+def _clawback(
+    *, account: CreditAccount, topup: TopUp, amount: int, kind: str, reference: str, description: str
+) -> LedgerEntry | None:
+    """Take back up to the balance; record what cannot be taken as uncollectable.
+
+    Both rows must be locked; the caller saves `topup`.
+    """
+    amount = min(amount, topup.credits - topup.clawed_back)
+    if amount <= 0:
+        return None
+    take = min(amount, account.balance)
+    shortfall = amount - take
+    topup.clawed_back += amount
+    if shortfall:
+        topup.uncollectable += shortfall
+        account.uncollectable += shortfall
+        logger.warning(
+            "Clawback for top-up %s left %s credits uncollectable; holds blocked until staff clear it",
+            topup.pk,
+            format_credits(shortfall),
+        )
+    if take:
+        return _entry_post(
+            account=account, kind=kind, amount=-take, reference=reference, description=description
+        )
+    account.save(update_fields=["uncollectable", "updated_at"])
+    return None
+
+
+def topup_refund_apply(
+    *, payment_intent_id: str, charge_id: str, amount_refunded_cents: int
+) -> LedgerEntry | None:
+    """Debit the credits of the newly refunded share, from Stripe's cumulative `amount_refunded`.
+
+    Partial refunds add up; a replay or an older figure is a no-op. Returns the
+    entry written, or None when there was nothing (or nothing left) to take.
+    """
+    if isinstance(amount_refunded_cents, bool) or not isinstance(amount_refunded_cents, int):
+        raise InvalidRequest("amount_refunded must be an integer number of cents.")
+    found = _topup_for_payment(payment_intent_id)
+    if found is None:
+        return None
+    with transaction.atomic():
+        account = _lock_account(found.account_id)
+        topup = TopUp.objects.select_for_update().get(pk=found.pk)
+        refunded = min(amount_refunded_cents, topup.amount_cents)
+        if refunded <= topup.amount_refunded_cents:
+            return None
+        delta = _share(topup, refunded) - _share(topup, topup.amount_refunded_cents)
+        topup.amount_refunded_cents = refunded
+        entry = _clawback(
+            account=account,
+            topup=topup,
+            amount=delta,
+            kind=Kind.REFUND,
+            reference=f"{charge_id}:{refunded}",
+            description=f"Refund (${format_cents(refunded)} refunded in total)",
+        )
+        topup.save(update_fields=["amount_refunded_cents", "clawed_back", "uncollectable", "updated_at"])
+        return entry
+
+
+def dispute_open(*, payment_intent_id: str, dispute_id: str, amount_cents: int) -> CreditHold | None:
+    """Freeze the disputed top-up's credits (as much of them as is still available)."""
+    found = _topup_for_payment(payment_intent_id)
+    if found is None:
+        return None
+    with transaction.atomic():
+        account = _lock_account(found.account_id)
+        topup = TopUp.objects.select_for_update().get(pk=found.pk)
+        if topup.dispute_id == dispute_id and topup.dispute_status:
+            # Already open, or closed before this (late) event arrived.
+            return None
+        wanted = min(_share(topup, amount_cents), topup.credits - topup.clawed_back)
+        frozen = max(0, min(wanted, account.available))
+        hold = CreditHold.objects.create(
+            account=account,
+            request_id=f"dispute:{dispute_id}",
+            purpose=CreditHold.Purpose.DISPUTE,
+            amount=frozen,
+            expires_at=None,
+        )
+        account.held += frozen
+        account.save(update_fields=["held", "updated_at"])
+        topup.dispute_id = dispute_id
+        topup.dispute_status = "open"
+        topup.save(update_fields=["dispute_id", "dispute_status", "updated_at"])
+        return hold
+
+
+DISPUTE_RELEASED = ("won", "warning_closed")
+
+
+def dispute_close(
+    *, payment_intent_id: str, dispute_id: str, status: str, amount_cents: int
+) -> LedgerEntry | None:
+    """A closed dispute: won -> release the frozen credits; lost -> debit the disputed share."""
+    found = _topup_for_payment(payment_intent_id)
+    if found is None:
+        return None
+    hold_ref = CreditHold.objects.filter(request_id=f"dispute:{dispute_id}").first()
+    with transaction.atomic():
+        hold = CreditHold.objects.select_for_update().get(pk=hold_ref.pk) if hold_ref else None
+        account = _lock_account(found.account_id)
+        topup = TopUp.objects.select_for_update().get(pk=found.pk)
+        if topup.dispute_id == dispute_id and topup.dispute_status in ("won", "lost", "warning_closed"):
+            return None
+        lost = status == "lost"
+        if hold is not None and hold.state == CreditHold.State.HELD:
+            _hold_close(
+                hold=hold,
+                account=account,
+                state=CreditHold.State.SETTLED if lost else CreditHold.State.RELEASED,
+            )
+        topup.dispute_id = dispute_id
+        topup.dispute_status = status
+        entry = None
+        if lost:
+            entry = _clawback(
+                account=account,
+                topup=topup,
+                amount=_share(topup, amount_cents),
+                kind=Kind.DISPUTE,
+                reference=dispute_id,
+                description="Chargeback: dispute lost",
+            )
+            if hold is not None and entry is not None:
+                hold.charged = min(hold.amount, -entry.amount)
+        topup.save(
+            update_fields=["dispute_id", "dispute_status", "clawed_back", "uncollectable", "updated_at"]
+        )
+        account.save(update_fields=["held", "uncollectable", "updated_at"])
+        if hold is not None:
+            hold.save(update_fields=["state", "closed_at", "charged"])
+        return entry
+
+
+# --- Checks ------------------------------------------------------------------
+
+
+def ledger_reconcile() -> list[dict]:
+    """Accounts whose cached balance or held amount disagrees with their rows (empty when all is well)."""
+    entries = (
+        LedgerEntry.objects.filter(account=OuterRef("pk"))
+        .values("account")
+        .annotate(s=Sum("amount"))
+        .values("s")
+    )
+    holds = (
+        CreditHold.objects.filter(account=OuterRef("pk"), state=CreditHold.State.HELD)
+        .values("account")
+        .annotate(s=Sum("amount"))
+        .values("s")
+    )
+    mismatched = (
+        CreditAccount.objects.annotate(
+            ledger_sum=Coalesce(Subquery(entries), Value(0)), holds_sum=Coalesce(Subquery(holds), Value(0))
+        )
+        .exclude(balance=F("ledger_sum"), held=F("holds_sum"))
+        .values("pk", "user_id", "balance", "ledger_sum", "held", "holds_sum")
+    )
+    problems = [
+        {
+            "account_id": row["pk"],
+            "user_id": row["user_id"],
+            "balance": row["balance"],
+            "ledger_sum": row["ledger_sum"],
+            "held": row["held"],
+            "holds_sum": row["holds_sum"],
+        }
+        for row in mismatched
+    ]
+    for problem in problems:
+        logger.error("Ledger mismatch: %s", problem)
+    return problems

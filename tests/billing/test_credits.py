@@ -1,0 +1,97 @@
+"""The credit math: exact integers, the top-up markup, rounding that never undercharges."""
+
+from decimal import Decimal
+
+import pytest
+
+from billing.credits import (
+    MICRO_PER_CREDIT,
+    MICRO_PER_USD,
+    TOPUP_MIN_CENTS,
+    credits_to_micro,
+    format_credits,
+    format_usd,
+    topup_cents_to_micro,
+    usd_to_cents,
+    usd_to_micro,
+)
+
+
+def test_units():
+    assert MICRO_PER_CREDIT == 1_000_000
+    assert MICRO_PER_USD == 1_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("cents", "credits"),
+    [(10000, 86_956), (777, 6_756), (50, 434), (115, 1_000), (1, 8), (0, 0), (1_000_000, 8_695_652)],
+)
+def test_topup_markup(cents, credits):
+    assert topup_cents_to_micro(cents) == credits * MICRO_PER_CREDIT
+
+
+def test_topup_100_usd_is_86956_credits_as_string():
+    assert format_credits(topup_cents_to_micro(10000)) == "86956.000000"
+    assert format_usd(topup_cents_to_micro(10000)) == "86.956000"
+
+
+def test_topup_minimum_is_50_cents():
+    assert TOPUP_MIN_CENTS == 50
+    assert usd_to_cents("0.50") == TOPUP_MIN_CENTS
+
+
+@pytest.mark.parametrize("bad", [-1, True, "100"])
+def test_topup_rejects_non_integer_or_negative_cents(bad):
+    with pytest.raises(ValueError):
+        topup_cents_to_micro(bad)
+
+
+def test_usage_cost_is_exact():
+    assert usd_to_micro("0.000123") == 123_000
+    assert format_credits(usd_to_micro(Decimal("0.000123"))) == "0.123000"
+    assert usd_to_micro(1) == MICRO_PER_USD
+    assert usd_to_micro(0) == 0
+
+
+def test_json_number_goes_through_its_string():
+    # A value parsed by json.loads as a binary number still converts as written.
+    import json
+
+    parsed = json.loads('{"cost": 0.000123}')["cost"]
+    assert usd_to_micro(parsed) == 123_000
+
+
+def test_usage_rounds_up_to_a_whole_micro_credit():
+    assert usd_to_micro("0.0000000001") == 1
+    assert usd_to_micro("0.0000000011") == 2
+
+
+@pytest.mark.parametrize("bad", ["-0.01", "NaN", "Infinity", "-Infinity", "abc", "", True])
+def test_usd_to_micro_rejects_nonsense(bad):
+    with pytest.raises(ValueError):
+        usd_to_micro(bad)
+
+
+def test_credits_to_micro():
+    assert credits_to_micro("1.5") == 1_500_000
+    assert credits_to_micro(-2) == -2_000_000
+    assert credits_to_micro("0.000001") == 1
+    with pytest.raises(ValueError):
+        credits_to_micro("0.0000001")
+    with pytest.raises(ValueError):
+        credits_to_micro("NaN")
+
+
+def test_usd_to_cents():
+    assert usd_to_cents("7.77") == 777
+    assert usd_to_cents(100) == 10000
+    with pytest.raises(ValueError):
+        usd_to_cents("1.005")
+
+
+def test_formatting():
+    assert format_credits(0) == "0.000000"
+    assert format_credits(1) == "0.000001"
+    assert format_credits(-1_500_000) == "-1.500000"
+    assert format_usd(123_000) == "0.000123"
+    assert format_usd(0) == "0.000000"

@@ -1,0 +1,160 @@
+"""Holds: placed atomically against available credits, settled at real cost, released, expired."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing import selectors, services
+from billing.credits import MICRO_PER_CREDIT
+from billing.models import CreditAccount, CreditHold, LedgerEntry
+from smartspec.errors import Conflict, InsufficientCredits
+from tests.billing.conftest import run_concurrently
+
+C = MICRO_PER_CREDIT
+pytestmark = pytest.mark.django_db
+
+
+def test_place_reserves_and_settle_charges_the_real_cost(user, fund):
+    fund(user, 100)
+    hold = services.hold_place(user=user, amount=30 * C, request_id="req-1")
+    assert selectors.balance_get(user=user) == {"balance": 100 * C, "held": 30 * C, "available": 70 * C}
+
+    entry = services.hold_settle(hold_id=hold.pk, amount=12 * C, description="openai/gpt-4o")
+
+    assert entry.kind == "usage"
+    assert entry.amount == -12 * C
+    assert entry.balance_after == 88 * C
+    assert entry.reference == "req-1"
+    assert selectors.balance_get(user=user) == {"balance": 88 * C, "held": 0, "available": 88 * C}
+    hold.refresh_from_db()
+    assert (hold.state, hold.charged, hold.excess) == ("settled", 12 * C, 0)
+
+
+def test_settle_twice_charges_once(user, fund):
+    fund(user, 10)
+    hold = services.hold_place(user=user, amount=5 * C, request_id="req-1")
+    assert services.hold_settle(hold_id=hold.pk, amount=2 * C) is not None
+    assert services.hold_settle(hold_id=hold.pk, amount=2 * C) is None
+    assert selectors.balance_get(user=user)["balance"] == 8 * C
+    assert LedgerEntry.objects.filter(kind="usage").count() == 1
+
+
+def test_settle_zero_releases_without_entry(user, fund):
+    fund(user, 10)
+    hold = services.hold_place(user=user, amount=5 * C, request_id="req-1")
+    assert services.hold_settle(hold_id=hold.pk, amount=0) is None
+    hold.refresh_from_db()
+    assert hold.state == "released"
+    assert not LedgerEntry.objects.filter(kind="usage").exists()
+    assert selectors.balance_get(user=user) == {"balance": 10 * C, "held": 0, "available": 10 * C}
+
+
+def test_settle_above_hold_takes_only_what_is_available_and_flags_the_rest(user, fund):
+    fund(user, 10)
+    other = services.hold_place(user=user, amount=4 * C, request_id="req-other")
+    hold = services.hold_place(user=user, amount=3 * C, request_id="req-1")
+
+    entry = services.hold_settle(hold_id=hold.pk, amount=9 * C)
+
+    # The hold (3) plus what was still available (10 - 4 - 3 = 3): 6 charged, 3 flagged.
+    assert entry.amount == -6 * C
+    hold.refresh_from_db()
+    assert (hold.charged, hold.excess) == (6 * C, 3 * C)
+    assert selectors.balance_get(user=user) == {"balance": 4 * C, "held": 4 * C, "available": 0}
+    services.hold_release(hold_id=other.pk)
+
+
+def test_hold_refused_when_available_does_not_cover(user, fund):
+    fund(user, 10)
+    services.hold_place(user=user, amount=8 * C, request_id="req-1")
+    with pytest.raises(InsufficientCredits) as exc:
+        services.hold_place(user=user, amount=3 * C, request_id="req-2")
+    assert exc.value.status == 402
+    assert CreditHold.objects.count() == 1
+    assert selectors.balance_get(user=user)["held"] == 8 * C
+    services.hold_release(hold_id=CreditHold.objects.get().pk)
+
+
+def test_hold_for_user_without_account_is_refused(user):
+    with pytest.raises(InsufficientCredits):
+        services.hold_place(user=user, amount=1, request_id="req-1")
+    assert CreditAccount.objects.get(user=user).held == 0
+
+
+def test_duplicate_request_id_is_a_conflict_and_reserves_nothing(user, fund):
+    fund(user, 10)
+    hold = services.hold_place(user=user, amount=2 * C, request_id="req-1")
+    with pytest.raises(Conflict):
+        services.hold_place(user=user, amount=2 * C, request_id="req-1")
+    assert selectors.balance_get(user=user)["held"] == 2 * C
+    services.hold_release(hold_id=hold.pk)
+
+
+def test_release_is_idempotent(user, fund):
+    fund(user, 10)
+    hold = services.hold_place(user=user, amount=2 * C, request_id="req-1")
+    services.hold_release(hold_id=hold.pk)
+    services.hold_release(hold_id=hold.pk)
+    assert selectors.balance_get(user=user) == {"balance": 10 * C, "held": 0, "available": 10 * C}
+    # A settle arriving after the release charges nothing.
+    assert services.hold_settle(hold_id=hold.pk, amount=C) is None
+    assert selectors.balance_get(user=user)["balance"] == 10 * C
+
+
+def test_expire_stale_holds(user, fund):
+    fund(user, 10)
+    stale = services.hold_place(user=user, amount=2 * C, request_id="req-stale", ttl_seconds=60)
+    fresh = services.hold_place(user=user, amount=3 * C, request_id="req-fresh", ttl_seconds=3600)
+
+    assert services.holds_expire(now=timezone.now() + timedelta(seconds=120)) == 1
+
+    stale.refresh_from_db()
+    assert stale.state == "expired"
+    assert selectors.balance_get(user=user) == {"balance": 10 * C, "held": 3 * C, "available": 7 * C}
+    expiry = LedgerEntry.objects.get(kind="hold_expiry")
+    assert (expiry.amount, expiry.reference) == (0, "req-stale")
+    # The late settle from the crashed worker never charges.
+    assert services.hold_settle(hold_id=stale.pk, amount=C) is None
+    assert services.holds_expire(now=timezone.now() + timedelta(seconds=120)) == 0
+    services.hold_release(hold_id=fresh.pk)
+
+
+def test_negative_amounts_are_refused(user, fund):
+    fund(user, 10)
+    with pytest.raises(ValueError):
+        services.hold_place(user=user, amount=-1, request_id="req-1")
+    hold = services.hold_place(user=user, amount=C, request_id="req-2")
+    with pytest.raises(ValueError):
+        services.hold_settle(hold_id=hold.pk, amount=-5)
+    services.hold_release(hold_id=hold.pk)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_50_concurrent_holds_against_a_balance_for_10(user, fund):
+    fund(user, 100)
+
+    def place(i):
+        return services.hold_place(user=user, amount=10 * C, request_id=f"req-{i}")
+
+    results = run_concurrently(place, 50)
+
+    placed = [r for r in results if isinstance(r, CreditHold)]
+    refused = [r for r in results if isinstance(r, InsufficientCredits)]
+    assert (len(placed), len(refused)) == (10, 40)
+    assert selectors.balance_get(user=user) == {"balance": 100 * C, "held": 100 * C, "available": 0}
+
+    run_concurrently(lambda i: services.hold_settle(hold_id=placed[i].pk, amount=10 * C), 10)
+    assert selectors.balance_get(user=user) == {"balance": 0, "held": 0, "available": 0}
+    assert LedgerEntry.objects.filter(kind="usage").count() == 10
+
+
+def test_hot_path_query_counts(user, fund, django_assert_max_num_queries):
+    fund(user, 10)
+    with django_assert_max_num_queries(7):
+        hold = services.hold_place(user=user, amount=C, request_id="req-q")
+    with django_assert_max_num_queries(7):
+        services.hold_settle(hold_id=hold.pk, amount=C // 2)
+    with django_assert_max_num_queries(1):
+        selectors.balance_get(user=user)
