@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format worker migrate install install-dev
+.PHONY: run test lint format worker migrate install install-dev bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,8 @@ format: install-dev
 
 worker: install .env
 	$(BIN)/celery -A smartspec worker --beat --loglevel=INFO
+
+# Benchmarks (run by hand; needs PostgreSQL and Redis): prints a table, writes benchmarks/results/latest.json.
+bench: install-dev
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m benchmarks.run

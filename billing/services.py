@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from smartspec.errors import Conflict, InsufficientCredits, InvalidRequest
 
-from .credits import format_credits, topup_cents_to_micro
+from .credits import format_cents, format_credits, topup_cents_to_micro
 from .models import CreditAccount, CreditHold, LedgerEntry, TopUp
 
 logger = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ def topup_apply(
             kind=Kind.TOPUP,
             amount=credits,
             reference=payment_intent_id or checkout_session_id,
-            description=f"Top-up of ${amount_cents // 100}.{amount_cents % 100:02d}",
+            description=f"Top-up of ${format_cents(amount_cents)}",
         )
         return topup, True
 
@@ -381,7 +381,7 @@ def topup_refund_apply(
             amount=delta,
             kind=Kind.REFUND,
             reference=f"{charge_id}:{refunded}",
-            description=f"Refund (${refunded // 100}.{refunded % 100:02d} refunded in total)",
+            description=f"Refund (${format_cents(refunded)} refunded in total)",
         )
         topup.save(update_fields=["amount_refunded_cents", "clawed_back", "uncollectable", "updated_at"])
         return entry

@@ -3,7 +3,7 @@
 The chat endpoints are async views in `gateway.views`; these are the read-only lists.
 """
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,12 +14,11 @@ from .client import get_available_models
 class WhoAmIApi(APIView):
     """Who the presented credentials belong to; handy for checking a key."""
 
+    @extend_schema_serializer(component_name="WhoAmI")
+    @extend_schema_serializer(component_name="WhoAmI")
     class OutputSerializer(serializers.Serializer):
         username = serializers.CharField()
         key_prefix = serializers.CharField(allow_null=True)
-
-        class Meta:
-            ref_name = "WhoAmI"
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request):
@@ -38,6 +37,7 @@ class PricingSerializer(serializers.Serializer):
 class ModelListApi(APIView):
     """OpenAI's model list (`GET /v1/models`), each model with its pricing."""
 
+    @extend_schema_serializer(component_name="Model")
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField()
         object = serializers.CharField(default="model")
@@ -46,9 +46,6 @@ class ModelListApi(APIView):
         name = serializers.CharField()
         context_length = serializers.IntegerField()
         pricing = PricingSerializer()
-
-        class Meta:
-            ref_name = "Model"
 
     @extend_schema(
         responses=inline_serializer(
@@ -64,6 +61,7 @@ class ModelListApi(APIView):
 class CatalogListApi(APIView):
     """The catalog as the gateway can serve it right now: prices, context, providers, ZDR."""
 
+    @extend_schema_serializer(component_name="CatalogModel")
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField()
         name = serializers.CharField()
@@ -71,9 +69,6 @@ class CatalogListApi(APIView):
         pricing = PricingSerializer()
         providers = serializers.ListField(child=serializers.CharField())
         zdr = serializers.BooleanField()
-
-        class Meta:
-            ref_name = "CatalogModel"
 
     @extend_schema(responses=inline_serializer("CatalogModelList", {"models": OutputSerializer(many=True)}))
     def get(self, request):

@@ -16,8 +16,14 @@ env = environ.Env()
 if env.bool("DJANGO_READ_DOT_ENV_FILE", default=True) and (BASE_DIR / ".env").exists():
     env.read_env(str(BASE_DIR / ".env"))
 
+
+def env_str(name: str, default: str = "") -> str:
+    """A string setting where an empty value (`NAME=` in .env) means "use the default"."""
+    return env.str(name, default="") or default
+
+
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env("SECRET_KEY", default="")
+SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
@@ -73,14 +79,18 @@ TEMPLATES = [
 
 # --- Data -------------------------------------------------------------------
 (BASE_DIR / "var").mkdir(exist_ok=True)
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'smartspec.sqlite3'}")}
+DATABASES = {
+    "default": env.db_url_config(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'smartspec.sqlite3'}")
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE makes writers queue for the lock instead of failing mid-transaction.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env("REDIS_URL", default="")
+REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -99,13 +109,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
 # Periodic jobs; each app appends its own entries (see the apps' `tasks.py`).
-CELERY_BEAT_SCHEDULE: dict = {
-    # Catalog prices follow OpenRouter's list (gateway.tasks).
-    "gateway-catalog-sync": {
-        "task": "gateway.catalog_sync",
-        "schedule": env.int("CATALOG_SYNC_SECONDS", default=6 * 3600),
-    },
-}
+CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Auth and the web -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -171,31 +175,36 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 # API keys are stored as HMAC-SHA256 under this secret; rotating it invalidates every key.
-API_KEY_SECRET = env("API_KEY_SECRET", default=SECRET_KEY)
+API_KEY_SECRET = env_str("API_KEY_SECRET", SECRET_KEY)
 
 # --- Providers and routing (DESIGN.md "Configuration") ----------------------
 USE_OPENROUTER = env.bool("USE_OPENROUTER", default=True)
-OPENROUTER_API_KEY = env("OPENROUTER_API_KEY", default="")
-OPENROUTER_SITE_URL = env("OPENROUTER_SITE_URL", default="")
-OPENROUTER_SITE_NAME = env("OPENROUTER_SITE_NAME", default="SmartSpec Pro")
-OPENROUTER_BASE_URL = env("OPENROUTER_BASE_URL", default="https://openrouter.ai/api/v1")
-ZAI_API_KEY = env("ZAI_API_KEY", default="")
-ZAI_BASE_URL = env("ZAI_BASE_URL", default="https://api.z.ai/api/paas/v4")
-OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
-OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="https://api.openai.com/v1")
-ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", default="")
-ANTHROPIC_BASE_URL = env("ANTHROPIC_BASE_URL", default="https://api.anthropic.com")
-GOOGLE_API_KEY = env("GOOGLE_API_KEY", default="")
-GEMINI_BASE_URL = env("GEMINI_BASE_URL", default="https://generativelanguage.googleapis.com/v1beta")
-GROQ_API_KEY = env("GROQ_API_KEY", default="")
-GROQ_BASE_URL = env("GROQ_BASE_URL", default="https://api.groq.com/openai/v1")
-OLLAMA_BASE_URL = env("OLLAMA_BASE_URL", default="")
-DEFAULT_BUDGET_PRIORITY = env("DEFAULT_BUDGET_PRIORITY", default="balanced")
+OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
+OPENROUTER_SITE_URL = env_str("OPENROUTER_SITE_URL")
+OPENROUTER_SITE_NAME = env_str("OPENROUTER_SITE_NAME", "SmartSpec Pro")
+OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
+ZAI_API_KEY = env_str("ZAI_API_KEY")
+ZAI_BASE_URL = env_str("ZAI_BASE_URL", "https://api.z.ai/api/paas/v4")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "https://api.openai.com/v1")
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+GOOGLE_API_KEY = env_str("GOOGLE_API_KEY")
+GEMINI_BASE_URL = env_str("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta")
+GROQ_API_KEY = env_str("GROQ_API_KEY")
+GROQ_BASE_URL = env_str("GROQ_BASE_URL", "https://api.groq.com/openai/v1")
+OLLAMA_BASE_URL = env_str("OLLAMA_BASE_URL")
+DEFAULT_BUDGET_PRIORITY = env_str("DEFAULT_BUDGET_PRIORITY", "balanced")
 DEFAULT_TEMPERATURE = env.float("DEFAULT_TEMPERATURE", default=0.7)
 DEFAULT_MAX_TOKENS = env.int("DEFAULT_MAX_TOKENS", default=4000)
 # Seconds allowed to connect to and to hear from an upstream.
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=120.0)
+# Catalog prices follow OpenRouter's list (gateway.tasks).
+CELERY_BEAT_SCHEDULE["gateway-catalog-sync"] = {
+    "task": "gateway.catalog_sync",
+    "schedule": env.int("CATALOG_SYNC_SECONDS", default=6 * 3600),
+}
 
 # --- Monitoring (provider health) -------------------------------------------
 # Rolling window of attempts per provider/model: the last N samples no older than this.
@@ -209,14 +218,17 @@ HEALTH_MIN_SAMPLES = env.int("HEALTH_MIN_SAMPLES", default=5)
 HEALTH_KEY_PREFIX = env("HEALTH_KEY_PREFIX", default="ss:health")
 
 # --- Stripe -----------------------------------------------------------------
-STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
-STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
-STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+# Holds left by a crashed worker go back to the user; the ledger is proved against the balances.
+CELERY_BEAT_SCHEDULE["billing-holds-expire"] = {"task": "billing.holds_expire", "schedule": 60}
+CELERY_BEAT_SCHEDULE["billing-ledger-reconcile"] = {"task": "billing.ledger_reconcile", "schedule": 3600}
 
 # --- Logging ----------------------------------------------------------------
-LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs")))
+LOG_DIR = Path(env_str("LOG_DIR", str(BASE_DIR / "logs")))
 LOG_DIR.mkdir(parents=True, exist_ok=True)
-LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -148,3 +148,13 @@ def test_50_concurrent_holds_against_a_balance_for_10(user, fund):
     run_concurrently(lambda i: services.hold_settle(hold_id=placed[i].pk, amount=10 * C), 10)
     assert selectors.balance_get(user=user) == {"balance": 0, "held": 0, "available": 0}
     assert LedgerEntry.objects.filter(kind="usage").count() == 10
+
+
+def test_hot_path_query_counts(user, fund, django_assert_max_num_queries):
+    fund(user, 10)
+    with django_assert_max_num_queries(7):
+        hold = services.hold_place(user=user, amount=C, request_id="req-q")
+    with django_assert_max_num_queries(7):
+        services.hold_settle(hold_id=hold.pk, amount=C // 2)
+    with django_assert_max_num_queries(1):
+        selectors.balance_get(user=user)

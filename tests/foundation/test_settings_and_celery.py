@@ -35,6 +35,31 @@ def test_debug_starts_without_secret_key():
     assert "started" in result.stdout
 
 
+def test_empty_values_in_env_file_mean_defaults():
+    # `make run` copies .env.example, whose unset variables are present but empty.
+    result = _run_settings(
+        {"DEBUG": "true", "DATABASE_URL": "", "API_KEY_SECRET": "", "LOG_DIR": "", "REDIS_URL": ""}
+    )
+    assert result.returncode == 0, result.stderr
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], bool(s.API_KEY_SECRET), s.API_KEY_SECRET == s.SECRET_KEY)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY",)}
+    env.update(
+        DJANGO_SETTINGS_MODULE="smartspec.settings",
+        DJANGO_READ_DOT_ENV_FILE="false",
+        DEBUG="true",
+        DATABASE_URL="",
+        API_KEY_SECRET="",
+        LOG_DIR="",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.split() == ["django.db.backends.sqlite3", "True", "True"], out.stderr
+
+
 def test_secrets_are_redacted_from_logs():
     from smartspec.logging import redact
 
@@ -84,3 +109,26 @@ def test_ping_round_trips_through_a_real_worker_on_redis(settings):
         app.conf.task_always_eager = True
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY",)}
+    env.update(
+        DJANGO_SETTINGS_MODULE="smartspec.settings",
+        DJANGO_READ_DOT_ENV_FILE="false",
+        DEBUG="false",
+        SECRET_KEY="x7Gq2-production-like-secret-key-with-enough-length-and-entropy-9fK3mZ",
+        ALLOWED_HOSTS="gateway.example.com",
+    )
+    for var in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        env.pop(var, None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout

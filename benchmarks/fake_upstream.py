@@ -1,0 +1,135 @@
+"""A fast fake OpenAI-compatible upstream (OpenRouter-shaped) for the benchmarks.
+
+Plain ASGI, no framework, so the upstream costs as little as possible:
+
+    FAKE_LATENCY_MS=0 FAKE_TOKENS=16 uvicorn benchmarks.fake_upstream:app --port 9100
+
+- POST /v1/chat/completions answers JSON, or SSE when the body has `"stream": true`
+  (FAKE_TOKENS chunks, FAKE_CHUNK_INTERVAL_MS apart, then a usage chunk and [DONE]).
+- GET /v1/models lists one model.
+Every answer carries `usage.cost` as OpenRouter's does, so billing runs its real path.
+"""
+
+import asyncio
+import json
+import os
+import time
+
+LATENCY = float(os.environ.get("FAKE_LATENCY_MS", "0")) / 1000
+TOKENS = int(os.environ.get("FAKE_TOKENS", "16"))
+CHUNK_INTERVAL = float(os.environ.get("FAKE_CHUNK_INTERVAL_MS", "0")) / 1000
+PROMPT_TOKENS = 12
+# OpenRouter sends cost as a JSON number; it is spliced in as text so no float is involved.
+COST = "0.000042"
+_USAGE_MARK = "__usage__"
+_USAGE_JSON = (
+    f'{{"prompt_tokens": {PROMPT_TOKENS}, "completion_tokens": {TOKENS}, '
+    f'"total_tokens": {PROMPT_TOKENS + TOKENS}, "cost": {COST}}}'
+)
+
+
+def _dumps(body: dict) -> bytes:
+    return json.dumps(body).replace(f'"{_USAGE_MARK}"', _USAGE_JSON).encode()
+
+
+def _completion(model: str) -> bytes:
+    return _dumps(
+        {
+            "id": "gen-bench",
+            "provider": "FakeUpstream",
+            "model": model,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "tok " * TOKENS},
+                }
+            ],
+            "usage": _USAGE_MARK,
+        }
+    )
+
+
+def _chunk(model: str, delta: dict, finish=None, usage: bool = False) -> bytes:
+    body = {
+        "id": "gen-bench",
+        "provider": "FakeUpstream",
+        "model": model,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    if usage:
+        body["usage"] = _USAGE_MARK
+    return b"data: " + _dumps(body) + b"\n\n"
+
+
+async def _read_body(receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    path = scope["path"]
+    if path.endswith("/models"):
+        payload = json.dumps({"data": [{"id": "openai/gpt-4o-mini", "context_length": 128000}]}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        return
+    request = json.loads(await _read_body(receive) or b"{}")
+    model = request.get("model") or "openai/gpt-4o-mini"
+    if LATENCY:
+        await asyncio.sleep(LATENCY)
+    if not request.get("stream"):
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": _completion(model)})
+        return
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await send(
+        {
+            "type": "http.response.body",
+            "body": _chunk(model, {"role": "assistant", "content": ""}),
+            "more_body": True,
+        }
+    )
+    for i in range(TOKENS):
+        if CHUNK_INTERVAL:
+            await asyncio.sleep(CHUNK_INTERVAL)
+        finish = "stop" if i == TOKENS - 1 else None
+        await send(
+            {
+                "type": "http.response.body",
+                "body": _chunk(model, {"content": "tok "}, finish),
+                "more_body": True,
+            }
+        )
+    await send({"type": "http.response.body", "body": _chunk(model, {}, usage=True), "more_body": True})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
