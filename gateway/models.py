@@ -1,4 +1,4 @@
-"""Gateway data: API keys (more arrive with the catalog and routing)."""
+"""Gateway data: API keys, the model catalog and the routing matrix."""
 
 from django.conf import settings
 from django.db import models
@@ -25,3 +25,66 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class ModelCatalogEntry(models.Model):
+    """One model the gateway can route to, with its price and who serves it."""
+
+    # OpenRouter's naming, `vendor/model`, is the one id clients use everywhere.
+    id = models.CharField(primary_key=True, max_length=200, help_text="vendor/model, e.g. openai/gpt-4o")
+    display_name = models.CharField(max_length=200, blank=True)
+    context_length = models.PositiveIntegerField(default=0)
+    # USD per token; 18 decimal places keep sub-nano prices of cheap models exact.
+    prompt_price = models.DecimalField(max_digits=30, decimal_places=18, default=0)
+    completion_price = models.DecimalField(max_digits=30, decimal_places=18, default=0)
+    providers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Provider name -> that provider\'s model name, e.g. {"openrouter": "openai/gpt-4o", '
+        '"openai": "gpt-4o"}.',
+    )
+    zdr = models.BooleanField(
+        default=False,
+        help_text="Can be served with zero data retention (through OpenRouter's ZDR endpoints).",
+    )
+    is_active = models.BooleanField(default=True)
+    synced_at = models.DateTimeField(null=True, blank=True, help_text="Last price sync from OpenRouter.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "catalog model"
+        verbose_name_plural = "model catalog"
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class RoutingRule(models.Model):
+    """One cell of the task_type x budget_priority matrix used when a request names no model."""
+
+    class TaskType(models.TextChoices):
+        CODE_GENERATION = "code_generation"
+        ANALYSIS = "analysis"
+        PLANNING = "planning"
+        SIMPLE = "simple"
+        DECISION = "decision"
+
+    class BudgetPriority(models.TextChoices):
+        QUALITY = "quality"
+        SPEED = "speed"
+        COST = "cost"
+        BALANCED = "balanced"
+
+    task_type = models.CharField(max_length=32, choices=TaskType.choices)
+    budget_priority = models.CharField(max_length=16, choices=BudgetPriority.choices)
+    model = models.ForeignKey(ModelCatalogEntry, on_delete=models.PROTECT, related_name="routing_rules")
+
+    class Meta:
+        ordering = ["task_type", "budget_priority"]
+        constraints = [
+            models.UniqueConstraint(fields=["task_type", "budget_priority"], name="routing_rule_unique_cell"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_type}/{self.budget_priority} -> {self.model_id}"

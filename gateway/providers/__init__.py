@@ -1,0 +1,227 @@
+"""The provider layer: which providers are enabled, and one call or stream to one of them.
+
+`provider_configs()` builds a `ProviderConfig` for every enabled provider from settings
+(a provider is enabled when its key is set; Ollama when `OLLAMA_BASE_URL` is; `demo`
+only when no real provider is, or under DEBUG). It is cached; changing a setting in a
+test clears it, and `provider_configs.cache_clear()` does so by hand.
+
+`provider_call()` / `provider_stream()` run one attempt through the adapter registered
+for the config's wire format and the shared transport. Every failure is an
+`UpstreamError` whose `retryable` tells the router whether to try the next attempt:
+before a stream's first delta that is the whole story; after it, the stream still
+raises `UpstreamError` but the router must not retry (part of the answer has gone out).
+Close a stream you stop reading early (`contextlib.aclosing`) so its connection is
+released at once.
+
+`direct_provider_for()` names the provider that serves a vendor's models directly
+(the catalog translates model names; `request.model` arrives already native).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+from django.test.signals import setting_changed
+
+from gateway import transport
+from gateway.providers import anthropic, demo, gemini, openai_compat
+from gateway.providers._common import tag
+from gateway.providers.base import (
+    WIRE_ANTHROPIC,
+    WIRE_DEMO,
+    WIRE_GEMINI,
+    WIRE_OPENAI_COMPAT,
+    Adapter,
+    ChatRequest,
+    ChatResult,
+    LocalAdapter,
+    ProviderConfig,
+    StreamDelta,
+)
+from smartspec.errors import UpstreamError
+
+ADAPTERS: dict[str, Adapter | LocalAdapter] = {
+    WIRE_OPENAI_COMPAT: openai_compat.adapter,
+    WIRE_ANTHROPIC: anthropic.adapter,
+    WIRE_GEMINI: gemini.adapter,
+    WIRE_DEMO: demo.adapter,
+}
+
+# vendor prefix of a `vendor/model` id -> the provider that serves that vendor directly.
+DIRECT_PROVIDERS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "google": "google",
+    "z-ai": "zai",
+    "meta-llama": "groq",
+    "ollama": "ollama",
+}
+
+# Settings that change what provider_configs() returns.
+_PROVIDER_SETTINGS = frozenset(
+    {
+        "DEBUG",
+        "OPENROUTER_API_KEY",
+        "OPENROUTER_BASE_URL",
+        "OPENROUTER_SITE_URL",
+        "OPENROUTER_SITE_NAME",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "GOOGLE_API_KEY",
+        "GEMINI_BASE_URL",
+        "GROQ_API_KEY",
+        "GROQ_BASE_URL",
+        "ZAI_API_KEY",
+        "ZAI_BASE_URL",
+        "OLLAMA_BASE_URL",
+        "UPSTREAM_CONNECT_TIMEOUT",
+        "UPSTREAM_READ_TIMEOUT",
+    }
+)
+
+
+def _ollama_v1(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    return base if base.endswith("/v1") else f"{base}/v1"
+
+
+@functools.cache
+def provider_configs() -> dict[str, ProviderConfig]:
+    """The enabled providers by name, in the order the router prefers them."""
+    timeouts = {
+        "connect_timeout": settings.UPSTREAM_CONNECT_TIMEOUT,
+        "read_timeout": settings.UPSTREAM_READ_TIMEOUT,
+    }
+    openrouter_headers = {}
+    if settings.OPENROUTER_SITE_URL:
+        openrouter_headers["HTTP-Referer"] = settings.OPENROUTER_SITE_URL
+    if settings.OPENROUTER_SITE_NAME:
+        openrouter_headers["X-Title"] = settings.OPENROUTER_SITE_NAME
+    keyed = [
+        # name, wire, base URL, key, extra headers, can promise zero data retention
+        (
+            "openrouter",
+            WIRE_OPENAI_COMPAT,
+            settings.OPENROUTER_BASE_URL,
+            settings.OPENROUTER_API_KEY,
+            openrouter_headers,
+            True,  # OpenRouter filters its upstreams by `zdr`/`data_collection` itself
+        ),
+        ("zai", WIRE_OPENAI_COMPAT, settings.ZAI_BASE_URL, settings.ZAI_API_KEY, {}, False),
+        ("openai", WIRE_OPENAI_COMPAT, settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, {}, False),
+        ("anthropic", WIRE_ANTHROPIC, settings.ANTHROPIC_BASE_URL, settings.ANTHROPIC_API_KEY, {}, False),
+        ("google", WIRE_GEMINI, settings.GEMINI_BASE_URL, settings.GOOGLE_API_KEY, {}, False),
+        ("groq", WIRE_OPENAI_COMPAT, settings.GROQ_BASE_URL, settings.GROQ_API_KEY, {}, False),
+    ]
+    configs = {
+        name: ProviderConfig(
+            name=name, wire=wire, base_url=url, api_key=key, headers=headers, supports_zdr=zdr, **timeouts
+        )
+        for name, wire, url, key, headers, zdr in keyed
+        if key
+    }
+    if settings.OLLAMA_BASE_URL:
+        # Self-hosted: nothing leaves our infrastructure.
+        configs["ollama"] = ProviderConfig(
+            name="ollama",
+            wire=WIRE_OPENAI_COMPAT,
+            base_url=_ollama_v1(settings.OLLAMA_BASE_URL),
+            supports_zdr=True,
+            **timeouts,
+        )
+    if not configs or settings.DEBUG:
+        configs["demo"] = ProviderConfig(name="demo", wire=WIRE_DEMO, base_url="", supports_zdr=True)
+    return configs
+
+
+def _clear_on_setting_change(*, setting: str, **kwargs) -> None:
+    if setting in _PROVIDER_SETTINGS:
+        provider_configs.cache_clear()
+
+
+setting_changed.connect(_clear_on_setting_change, dispatch_uid="gateway.providers.provider_configs")
+
+
+def direct_provider_for(model_id: str) -> str | None:
+    """The provider serving `vendor/model` directly (whether or not it is configured), else None.
+
+    Ollama only for explicit `ollama/<name>` ids: a local model is never a silent stand-in.
+    """
+    vendor, slash, name = model_id.partition("/")
+    if not slash or not name:
+        return None
+    return DIRECT_PROVIDERS.get(vendor.strip().lower())
+
+
+def _adapter(config: ProviderConfig) -> Adapter | LocalAdapter:
+    try:
+        return ADAPTERS[config.wire]
+    except KeyError:
+        raise ValueError(f"no adapter for wire format {config.wire!r}") from None
+
+
+async def provider_call(config: ProviderConfig, request: ChatRequest) -> ChatResult:
+    """One non-streamed attempt; raises `UpstreamError` on any failure."""
+    adapter = _adapter(config)
+    request = dataclasses.replace(request, stream=False)
+    if isinstance(adapter, LocalAdapter):
+        return adapter.complete(request, config)
+    upstream = adapter.build_request(request, config)
+    response = await transport.send(
+        upstream,
+        provider=config.name,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+    )
+    if response.status >= 400:
+        raise adapter.map_error(response.status, response.body, response.headers, config)
+    if response.status != 200:
+        raise tag(
+            UpstreamError(f"{config.name} answered with an unexpected status (HTTP {response.status})."),
+            config.name,
+            response.status,
+        )
+    return adapter.parse_response(response.body, config)
+
+
+async def provider_stream(config: ProviderConfig, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+    """One streamed attempt, as deltas; raises `UpstreamError` on any failure, before or during."""
+    adapter = _adapter(config)
+    request = dataclasses.replace(request, stream=True)
+    if isinstance(adapter, LocalAdapter):
+        for delta in adapter.stream(request, config):
+            yield delta
+            await asyncio.sleep(0)  # let a disconnected client's cancellation land between pieces
+        return
+    upstream = adapter.build_request(request, config)
+    parser = adapter.stream_parser(config)
+    async with transport.open_stream(
+        upstream,
+        provider=config.name,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+    ) as response:
+        if response.status >= 400:
+            raise adapter.map_error(response.status, await response.read(), response.headers, config)
+        if "application/json" in response.headers.get("content-type", ""):
+            # The upstream ignored `stream`: an error object raises, a whole answer comes out as one piece.
+            result = adapter.parse_response(await response.read(), config)
+            yield StreamDelta(content=result.content, model=result.model, provider=result.provider)
+            yield StreamDelta(
+                finish_reason=result.finish_reason or "stop",
+                usage=result.usage,
+                model=result.model,
+                provider=result.provider,
+            )
+            return
+        async for event in response.events():
+            for delta in parser.feed(event.event, event.data):
+                yield delta
+        for delta in parser.finish():
+            yield delta

@@ -9,9 +9,10 @@ read no settings and touch no database.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 # Wire formats; each has one adapter module.
 WIRE_OPENAI_COMPAT = "openai_compat"
@@ -74,6 +75,8 @@ class ChatResult:
 
 @dataclass(slots=True)
 class StreamDelta:
+    """One piece of a streamed answer; a `usage` is the running total (a later one replaces it)."""
+
     content: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
@@ -95,6 +98,10 @@ class StreamParser(Protocol):
 
     def feed(self, event: str | None, data: str) -> list[StreamDelta]: ...
 
+    def finish(self) -> list[StreamDelta]:
+        """Called when the upstream closed the stream; raises `UpstreamUnavailable` if it ended early."""
+        ...
+
 
 class Adapter(Protocol):
     wire: str
@@ -105,4 +112,19 @@ class Adapter(Protocol):
 
     def stream_parser(self, config: ProviderConfig) -> StreamParser: ...
 
-    def map_error(self, status: int, body: bytes, headers: dict[str, str]) -> Exception: ...
+    def map_error(
+        self, status: int, body: bytes, headers: dict[str, str], config: ProviderConfig | None = None
+    ) -> Exception:
+        """The typed error for an HTTP error answer; `config` only lends its name to the message."""
+        ...
+
+
+@runtime_checkable
+class LocalAdapter(Protocol):
+    """An adapter that answers in-process (the `demo` provider): no request is built or sent."""
+
+    wire: str
+
+    def complete(self, request: ChatRequest, config: ProviderConfig) -> ChatResult: ...
+
+    def stream(self, request: ChatRequest, config: ProviderConfig) -> Iterator[StreamDelta]: ...

@@ -1,0 +1,153 @@
+"""The model catalog: which models exist, what they cost (USD per token) and who serves them.
+
+Selectors read it for routing and the model lists; `catalog_sync_apply` folds OpenRouter's
+`GET /models` answer into it (the Celery task in `gateway.tasks` fetches and calls it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import ModelCatalogEntry
+
+logger = logging.getLogger(__name__)
+
+OPENROUTER = "openrouter"
+# `ollama/<name>` ids are local models: not in OpenRouter's list, free, served by Ollama only.
+OLLAMA_PREFIX = "ollama/"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogModel:
+    """What routing and pricing need of one catalog entry (no ORM object crosses into async code)."""
+
+    id: str
+    display_name: str
+    context_length: int
+    prompt_price: Decimal  # USD per token
+    completion_price: Decimal  # USD per token
+    providers: dict[str, str] = field(default_factory=dict)  # provider -> its model name
+    zdr: bool = False
+
+    @classmethod
+    def from_entry(cls, entry: ModelCatalogEntry) -> CatalogModel:
+        return cls(
+            id=entry.id,
+            display_name=entry.display_name or entry.id,
+            context_length=entry.context_length,
+            prompt_price=Decimal(entry.prompt_price),
+            completion_price=Decimal(entry.completion_price),
+            providers=dict(entry.providers or {}),
+            zdr=entry.zdr,
+        )
+
+    @classmethod
+    def local_ollama(cls, model_id: str) -> CatalogModel:
+        name = model_id[len(OLLAMA_PREFIX) :]
+        return cls(
+            id=model_id,
+            display_name=f"Ollama: {name}",
+            context_length=0,
+            prompt_price=Decimal(0),
+            completion_price=Decimal(0),
+            providers={"ollama": name},
+            zdr=True,
+        )
+
+
+def catalog_models_get(*, model_ids: list[str]) -> dict[str, CatalogModel]:
+    """The active catalog models among `model_ids` (unknown or inactive ids are absent)."""
+    entries = ModelCatalogEntry.objects.filter(id__in=set(model_ids), is_active=True)
+    return {entry.id: CatalogModel.from_entry(entry) for entry in entries}
+
+
+def catalog_list(*, active_only: bool = True) -> list[CatalogModel]:
+    entries = ModelCatalogEntry.objects.all()
+    if active_only:
+        entries = entries.filter(is_active=True)
+    return [CatalogModel.from_entry(entry) for entry in entries]
+
+
+def _usd_per_token(value: Any) -> Decimal | None:
+    """OpenRouter prices are strings of USD per token; negative means "varies" (routers)."""
+    try:
+        price = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    if not price.is_finite() or price < 0:
+        return None
+    return price
+
+
+@dataclass(slots=True)
+class SyncReport:
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+
+
+def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
+    """Fold OpenRouter's `GET /models` body into the catalog.
+
+    Prices and context length of known models are refreshed; models OpenRouter lists that we do not
+    know yet are added (served through OpenRouter). Staff choices (active flag, direct providers, ZDR)
+    are left alone. Entries with unusable prices (missing, negative, not a number) are skipped.
+    """
+    report = SyncReport()
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("OpenRouter /models answer has no `data` list")
+    now = timezone.now()
+    with transaction.atomic():
+        known = {entry.id: entry for entry in ModelCatalogEntry.objects.select_for_update()}
+        for item in data:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or "/" not in item["id"]:
+                report.skipped += 1
+                continue
+            pricing = item.get("pricing") if isinstance(item.get("pricing"), dict) else {}
+            prompt = _usd_per_token(pricing.get("prompt"))
+            completion = _usd_per_token(pricing.get("completion"))
+            if prompt is None or completion is None:
+                report.skipped += 1
+                continue
+            context = item.get("context_length")
+            context = context if isinstance(context, int) and context > 0 else 0
+            entry = known.get(item["id"])
+            if entry is None:
+                ModelCatalogEntry.objects.create(
+                    id=item["id"][:200],
+                    display_name=str(item.get("name") or "")[:200],
+                    context_length=context,
+                    prompt_price=prompt,
+                    completion_price=completion,
+                    providers={OPENROUTER: item["id"]},
+                    synced_at=now,
+                )
+                report.created += 1
+                continue
+            entry.prompt_price, entry.completion_price, entry.synced_at = prompt, completion, now
+            if context:
+                entry.context_length = context
+            if not entry.display_name and item.get("name"):
+                entry.display_name = str(item["name"])[:200]
+            entry.save(
+                update_fields=[
+                    "prompt_price",
+                    "completion_price",
+                    "context_length",
+                    "display_name",
+                    "synced_at",
+                    "updated_at",
+                ]
+            )
+            report.updated += 1
+    logger.info(
+        "catalog sync: %s created, %s updated, %s skipped", report.created, report.updated, report.skipped
+    )
+    return report

@@ -1,0 +1,397 @@
+"""The unified client: one async `chat()` over every model and provider, without billing.
+
+    from gateway.client import get_unified_client
+    response = await get_unified_client().chat([{"role": "user", "content": "Hi"}], task_type="simple")
+
+`LLMGateway` (gateway.service) wraps the same steps with the credit hold, the charge and the usage
+record; the HTTP APIs use the gateway, Python code inside the project may use either.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from smartspec.errors import InvalidRequest
+
+from .catalog import CatalogModel, catalog_list, catalog_models_get
+from .pricing import ResolvedUsage, cost_usd_compute, messages_bytes, usage_resolve
+from .providers import direct_provider_for, provider_configs
+from .providers.base import ChatRequest, ChatResult
+from .routing import (
+    DEMO,
+    OPENROUTER,
+    Attempt,
+    RouteOptions,
+    RoutePlan,
+    attempts_run,
+    route_options_validate,
+    route_plan,
+)
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("system", "developer", "user", "assistant", "tool")
+MAX_MESSAGES = 2000
+MAX_OUTPUT_TOKENS = 1_000_000
+# OpenAI parameters passed through to the upstream as they are.
+PASSTHROUGH_PARAMS = (
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "user",
+    "reasoning",
+)
+# Clients may never choose where we send their request (nor our keys).
+FORBIDDEN_FIELDS = ("api_base", "base_url", "api_key")
+
+
+@dataclass(slots=True)
+class LLMRequest:
+    """The native request (`POST /api/llm/chat` body, `LLMGateway.invoke` argument)."""
+
+    messages: list[dict[str, Any]]
+    model: str | None = None
+    task_type: str | None = None
+    budget_priority: str | None = None
+    fallback_models: list[str] | None = None
+    sort: str | None = None
+    data_collection: str = "allow"
+    zdr: bool | None = None
+    max_price: dict[str, Any] | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    use_openrouter: bool = True
+    stream: bool = False
+    params: dict[str, Any] = field(default_factory=dict)  # further OpenAI parameters (tools, stop, ...)
+
+
+@dataclass(slots=True)
+class LLMResponse:
+    content: str
+    model: str  # the model that answered
+    provider: str  # the provider that answered
+    task_type: str
+    usage: dict[str, int]  # prompt_tokens, completion_tokens, total_tokens
+    cost_usd: Decimal
+    credits_charged: int  # micro-credits; 0 from the unbilled client
+    latency_ms: int
+    fallback_used: bool
+    attempts: list[dict[str, Any]]
+    request_id: str
+    finish_reason: str | None = None
+    usage_estimated: bool = False
+    route: str = ""
+    message: dict[str, Any] | None = None  # the full assistant message (tool calls)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def messages_validate(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("messages must be a non-empty list.", code="invalid_messages")
+    if len(messages) > MAX_MESSAGES:
+        raise InvalidRequest(f"At most {MAX_MESSAGES} messages.", code="invalid_messages")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"messages[{index}] must be an object.", code="invalid_messages")
+        if message.get("role") not in ROLES:
+            raise InvalidRequest(
+                f"messages[{index}].role must be one of {', '.join(ROLES)}.", code="invalid_messages"
+            )
+        content = message.get("content")
+        if content is None and not message.get("tool_calls"):
+            raise InvalidRequest(f"messages[{index}].content is required.", code="invalid_messages")
+        if content is not None and not isinstance(content, str | list):
+            raise InvalidRequest(
+                f"messages[{index}].content must be a string or a list of parts.", code="invalid_messages"
+            )
+    return messages
+
+
+@dataclass(slots=True)
+class PreparedChat:
+    """A validated call with its route, ready to run (the pieces the gateway bills around)."""
+
+    request_id: str
+    options: RouteOptions
+    plan: RoutePlan
+    chat: ChatRequest  # provider-neutral; each attempt sets its native model name
+    max_tokens: int  # what the upstream is told, and what the worst case is priced at
+    prompt_bytes: int
+
+    def model_for(self, model_id: str) -> CatalogModel | None:
+        return self.plan.models.get(model_id)
+
+
+def request_validate(request: LLMRequest) -> tuple[RouteOptions, ChatRequest, int]:
+    messages = messages_validate(request.messages)
+    for name in FORBIDDEN_FIELDS:
+        if name in request.params:
+            raise InvalidRequest(f"{name} cannot be set by clients.", code="forbidden_field")
+    options = route_options_validate(
+        model=request.model,
+        task_type=request.task_type,
+        budget_priority=request.budget_priority,
+        fallback_models=request.fallback_models,
+        use_openrouter=request.use_openrouter,
+        sort=request.sort,
+        data_collection=request.data_collection,
+        zdr=request.zdr,
+        max_price=request.max_price,
+    )
+    temperature = settings.DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+        raise InvalidRequest("temperature must be a number between 0 and 2.")
+    max_tokens = request.max_tokens
+    if max_tokens is None:
+        # Always bounded: the hold is priced at this, so the answer must not outgrow it.
+        max_tokens = settings.DEFAULT_MAX_TOKENS
+    if (
+        isinstance(max_tokens, bool)
+        or not isinstance(max_tokens, int)
+        or not 1 <= max_tokens <= MAX_OUTPUT_TOKENS
+    ):
+        raise InvalidRequest(f"max_tokens must be an integer between 1 and {MAX_OUTPUT_TOKENS}.")
+    params = {k: v for k, v in request.params.items() if k in PASSTHROUGH_PARAMS and v is not None}
+    stop = params.pop("stop", None)
+    top_p = params.pop("top_p", None)
+    if isinstance(stop, str):
+        stop = [stop]
+    chat = ChatRequest(
+        model="",
+        messages=messages,
+        temperature=float(temperature),
+        max_tokens=max_tokens,
+        stream=request.stream,
+        top_p=top_p,
+        stop=stop,
+        params=params,
+    )
+    return options, chat, max_tokens
+
+
+def chat_prepare_sync(request: LLMRequest, *, request_id: str | None = None) -> PreparedChat:
+    """Validate and route (sync: reads the catalog); raises 400/404 before anything is spent."""
+    options, chat, max_tokens = request_validate(request)
+    plan = route_plan(options=options)
+    return PreparedChat(
+        request_id=request_id or uuid.uuid4().hex,
+        options=options,
+        plan=plan,
+        chat=chat,
+        max_tokens=max_tokens,
+        prompt_bytes=messages_bytes(chat.messages),
+    )
+
+
+def answering_model_id(attempt: Attempt, reported: str | None) -> str:
+    """OpenRouter names the model that really answered (its `models` fallbacks); direct providers
+    answer with their own names, so our catalog id says it better."""
+    if attempt.provider == OPENROUTER and reported:
+        return reported
+    return attempt.model
+
+
+def answering_model_sync(prepared: PreparedChat, model_id: str, attempt: Attempt) -> CatalogModel:
+    """The catalog entry to price an answer at (the planned one when the reported id is unknown)."""
+    known = prepared.model_for(model_id)
+    if known is None:
+        known = catalog_models_get(model_ids=[model_id]).get(model_id)
+    return known or prepared.plan.models[attempt.model]
+
+
+def health_record_sync(*, attempts: list[Attempt], output_tokens: int = 0) -> None:
+    """Feed every real attempt's outcome to provider health; never fails the call."""
+    try:
+        from monitoring.services import ProviderHealthMonitor
+
+        monitor = ProviderHealthMonitor()
+        for attempt in attempts:
+            if attempt.status not in ("ok", "error"):
+                continue
+            monitor.record_attempt(
+                provider=attempt.provider,
+                model=attempt.model,
+                ok=attempt.status == "ok",
+                latency_ms=attempt.latency_ms,
+                output_tokens=output_tokens if attempt.status == "ok" else 0,
+                error_class=attempt.error_class,
+            )
+    except Exception:  # health is advice for routing, not part of the answer
+        logger.exception("recording provider health failed")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A finished answer, priced."""
+
+    model: str
+    provider: str
+    usage: ResolvedUsage
+    cost_usd: Decimal
+
+
+def outcome_price_sync(
+    *, prepared: PreparedChat, attempt: Attempt, reported_model: str | None, usage, text: str
+) -> Outcome:
+    model_id = answering_model_id(attempt, reported_model)
+    resolved = usage_resolve(usage=usage, prompt_bytes=prepared.prompt_bytes, completion_text=text)
+    cost = Decimal(0)
+    if resolved.upstream_cost is not None or resolved.total_tokens:
+        cost = cost_usd_compute(usage=resolved, model=answering_model_sync(prepared, model_id, attempt))
+    if resolved.estimated:
+        logger.warning(
+            "usage from %s for %s was missing or nonsense: billed an estimate", attempt.provider, model_id
+        )
+    return Outcome(model=model_id, provider=attempt.provider, usage=resolved, cost_usd=cost)
+
+
+def response_build(
+    *,
+    prepared: PreparedChat,
+    result: ChatResult | None,
+    outcome: Outcome,
+    latency_ms: int,
+    credits: int,
+    text: str,
+) -> LLMResponse:
+    plan = prepared.plan
+    first_planned = plan.runnable[0]
+    winner = next((a for a in plan.attempts if a.status == "ok"), None)
+    return LLMResponse(
+        content=text,
+        model=outcome.model,
+        provider=outcome.provider,
+        task_type=plan.task_type,
+        usage={
+            "prompt_tokens": outcome.usage.prompt_tokens,
+            "completion_tokens": outcome.usage.completion_tokens,
+            "total_tokens": outcome.usage.total_tokens,
+        },
+        cost_usd=outcome.cost_usd,
+        credits_charged=credits,
+        latency_ms=latency_ms,
+        fallback_used=winner is not None and winner is not first_planned,
+        attempts=plan.attempts_as_dicts(),
+        request_id=prepared.request_id,
+        finish_reason=result.finish_reason if result else None,
+        usage_estimated=outcome.usage.estimated,
+        route=plan.route,
+        message=result.message if result else None,
+    )
+
+
+class UnifiedLLMClient:
+    """Routing, fallbacks and provider calls in one async call; no credits involved."""
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        model: str | None = None,
+        task_type: str | None = None,
+        budget_priority: str = "balanced",
+        use_openrouter: bool = True,
+        fallback_models: list[str] | None = None,
+        sort: str | None = None,
+        data_collection: str = "allow",
+        zdr: bool | None = None,
+        max_price: dict[str, Any] | None = None,
+        temperature: float = 0.7,
+        max_tokens: int | None = None,
+        **kwargs: Any,
+    ) -> LLMResponse:
+        request_id = kwargs.pop("request_id", None)
+        request = LLMRequest(
+            messages=messages,
+            model=model,
+            task_type=task_type,
+            budget_priority=budget_priority,
+            fallback_models=fallback_models,
+            sort=sort,
+            data_collection=data_collection,
+            zdr=zdr,
+            max_price=max_price,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            use_openrouter=use_openrouter,
+            params=kwargs,
+        )
+        prepared = await sync_to_async(chat_prepare_sync)(request, request_id=request_id)
+        started = time.monotonic()
+        try:
+            result, attempt = await attempts_run(plan=prepared.plan, request=prepared.chat)
+        finally:
+            await sync_to_async(health_record_sync)(attempts=prepared.plan.attempts)
+        outcome = await sync_to_async(outcome_price_sync)(
+            prepared=prepared,
+            attempt=attempt,
+            reported_model=result.model,
+            usage=result.usage,
+            text=result.content,
+        )
+        return response_build(
+            prepared=prepared,
+            result=result,
+            outcome=outcome,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            credits=0,
+            text=result.content,
+        )
+
+
+_client: UnifiedLLMClient | None = None
+
+
+def get_unified_client() -> UnifiedLLMClient:
+    """The process's client (it holds no state; the pooled HTTP client lives in gateway.transport)."""
+    global _client
+    if _client is None:
+        _client = UnifiedLLMClient()
+    return _client
+
+
+def get_available_models() -> list[dict[str, Any]]:
+    """Active catalog models that some enabled provider can serve, with prices (USD per token)."""
+    configs = provider_configs()
+    models = []
+    for model in catalog_list():
+        serving = [p for p in model.providers if p in configs]
+        vendor = direct_provider_for(model.id)
+        if vendor in configs and vendor not in serving:
+            serving.append(vendor)
+        if OPENROUTER in serving and not settings.USE_OPENROUTER:
+            serving.remove(OPENROUTER)
+        if not serving and DEMO in configs:
+            # As in routing: the demo answers any model no configured provider serves.
+            serving = [DEMO]
+        if not serving:
+            continue
+        models.append(
+            {
+                "id": model.id,
+                "name": model.display_name,
+                "context_length": model.context_length,
+                "pricing": {"prompt": model.prompt_price, "completion": model.completion_price},
+                "providers": serving,
+                "zdr": model.zdr,
+            }
+        )
+    return models

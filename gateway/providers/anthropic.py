@@ -1,0 +1,322 @@
+"""Anthropic's Messages API (`POST {base}/v1/messages`).
+
+OpenAI-style messages are translated: system/developer messages are lifted into the
+top-level `system`, text and image parts become content blocks, assistant tool calls
+become `tool_use` blocks and `tool` messages `tool_result` blocks. `max_tokens` is
+always sent (Anthropic requires it). Answers come back as OpenAI-shaped results:
+text blocks joined, `tool_use` blocks as `tool_calls`, `stop_reason` as
+`finish_reason`, and input tokens (cache reads and writes included) as prompt tokens.
+A stream's input tokens arrive in `message_start`, its output tokens in `message_delta`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.providers._common import (
+    error_for_status,
+    make_usage,
+    malformed,
+    split_data_url,
+    tag,
+    text_of,
+    token_count,
+)
+from gateway.providers.base import (
+    WIRE_ANTHROPIC,
+    ChatRequest,
+    ChatResult,
+    ProviderConfig,
+    StreamDelta,
+    UpstreamRequest,
+    Usage,
+)
+from smartspec.errors import UpstreamError, UpstreamUnavailable
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# Error `type` of a body or a stream's `error` event -> the HTTP status it stands for.
+ERROR_TYPES = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def _content_blocks(content: Any) -> str | list[dict[str, Any]]:
+    if content is None or isinstance(content, str):
+        return content or ""
+    blocks: list[dict[str, Any]] = []
+    for part in content if isinstance(content, list) else [content]:
+        if not isinstance(part, dict):
+            blocks.append({"type": "text", "text": str(part)})
+        elif part.get("type") == "text":
+            blocks.append({"type": "text", "text": part.get("text") or ""})
+        elif part.get("type") == "image_url":
+            url = (part.get("image_url") or {}).get("url") or ""
+            inline = split_data_url(url)
+            source = (
+                {"type": "base64", "media_type": inline[0], "data": inline[1]}
+                if inline
+                else {"type": "url", "url": url}
+            )
+            blocks.append({"type": "image", "source": source})
+        else:
+            blocks.append(part)  # already an Anthropic block (document, ...): passed through
+    return blocks
+
+
+def _tool_use_blocks(tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    blocks = []
+    for call in tool_calls:
+        function = call.get("function") or {}
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except ValueError:
+            arguments = {}
+        blocks.append(
+            {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": arguments}
+        )
+    return blocks
+
+
+def _tools(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    tools = params.get("tools")
+    if tools:
+        out["tools"] = [
+            {
+                "name": (tool.get("function") or {}).get("name"),
+                "description": (tool.get("function") or {}).get("description", ""),
+                "input_schema": (tool.get("function") or {}).get("parameters") or {"type": "object"},
+            }
+            for tool in tools
+            if isinstance(tool, dict)
+        ]
+    choice = params.get("tool_choice")
+    if choice in ("auto", "none"):
+        out["tool_choice"] = {"type": choice}
+    elif choice == "required":
+        out["tool_choice"] = {"type": "any"}
+    elif isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
+        out["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
+    return out
+
+
+def _usage(raw: Any, output_tokens: Any = None) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt = token_count(raw.get("input_tokens"))
+    if prompt is None:
+        return None
+    # Cached reads and cache writes are input tokens too; `input_tokens` counts only the rest.
+    for key in ("cache_creation_input_tokens", "cache_read_input_tokens"):
+        prompt += token_count(raw.get(key)) or 0
+    return make_usage(prompt, raw.get("output_tokens") if output_tokens is None else output_tokens)
+
+
+def _error_from_type(error: Any, provider: str, status: int | None = None) -> UpstreamError:
+    kind = error.get("type") if isinstance(error, dict) else None
+    mapped = ERROR_TYPES.get(kind) if isinstance(kind, str) else None
+    return error_for_status(status or mapped or 500, provider=provider, code=kind)
+
+
+class AnthropicStreamParser:
+    def __init__(self, config: ProviderConfig):
+        self.provider = config.name
+        self.model: str | None = None
+        self.input_usage: dict[str, Any] = {}
+        self.tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
+        self.done = False
+
+    def feed(self, event: str | None, data: str) -> list[StreamDelta]:
+        if self.done:
+            return []
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            raise malformed(self.provider) from None
+        if not isinstance(payload, dict):
+            raise malformed(self.provider)
+        kind = payload.get("type") or event
+        if kind == "message_start":
+            message = payload.get("message") or {}
+            self.model = message.get("model")
+            self.input_usage = message.get("usage") or {}
+            return []
+        if kind == "content_block_start":
+            block = payload.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                index = self.tool_index.setdefault(payload.get("index", 0), len(self.tool_index))
+                call = {"index": index, "id": block.get("id"), "type": "function"}
+                call["function"] = {"name": block.get("name"), "arguments": ""}
+                return [self._delta(tool_calls=[call])]
+            return []
+        if kind == "content_block_delta":
+            delta = payload.get("delta") or {}
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                return [self._delta(content=delta["text"])]
+            if delta.get("type") == "input_json_delta" and payload.get("index") in self.tool_index:
+                call = {"index": self.tool_index[payload["index"]], "function": {}}
+                call["function"]["arguments"] = delta.get("partial_json") or ""
+                return [self._delta(tool_calls=[call])]
+            return []  # thinking, signatures, citations: not part of the answer text
+        if kind == "message_delta":
+            usage = payload.get("usage") or {}
+            # Newer API versions repeat the cumulative input counts here; otherwise message_start's stand.
+            merged = {**self.input_usage, **{k: v for k, v in usage.items() if v is not None}}
+            stop_reason = (payload.get("delta") or {}).get("stop_reason")
+            return [
+                self._delta(
+                    finish_reason=FINISH_REASONS.get(stop_reason, "stop") if stop_reason else None,
+                    usage=_usage(merged),
+                )
+            ]
+        if kind == "message_stop":
+            self.done = True
+            return []
+        if kind == "error":
+            raise _error_from_type(payload.get("error"), self.provider)
+        return []  # ping, content_block_stop, and event types added later
+
+    def _delta(self, **fields: Any) -> StreamDelta:
+        return StreamDelta(model=self.model, provider=self.provider, **fields)
+
+    def finish(self) -> list[StreamDelta]:
+        if not self.done:
+            raise tag(
+                UpstreamUnavailable(f"The stream from {self.provider} ended before the answer was complete."),
+                self.provider,
+                200,
+                "stream_incomplete",
+            )
+        return []
+
+
+class AnthropicAdapter:
+    wire = WIRE_ANTHROPIC
+
+    def build_request(self, request: ChatRequest, config: ProviderConfig) -> UpstreamRequest:
+        system: list[str] = []
+        messages: list[dict[str, Any]] = []
+        for message in request.messages:
+            role = message.get("role")
+            if role in ("system", "developer"):
+                system.append(text_of(message.get("content")))
+            elif role == "assistant":
+                content = _content_blocks(message.get("content"))
+                if message.get("tool_calls"):
+                    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+                    content = [b for b in blocks if b.get("text") != ""]
+                    content += _tool_use_blocks(message["tool_calls"])
+                messages.append({"role": "assistant", "content": content})
+            elif role == "tool":
+                result = {
+                    "type": "tool_result",
+                    "tool_use_id": message.get("tool_call_id"),
+                    "content": text_of(message.get("content")),
+                }
+                messages.append({"role": "user", "content": [result]})
+            else:
+                messages.append({"role": "user", "content": _content_blocks(message.get("content"))})
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if system:
+            body["system"] = "\n\n".join(part for part in system if part)
+        if request.temperature is not None:
+            # Anthropic's scale stops at 1; OpenAI's goes to 2. The closest it can do beats a refusal.
+            body["temperature"] = min(request.temperature, 1.0)
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop_sequences"] = request.stop
+        if request.stream:
+            body["stream"] = True
+        body.update(_tools(request.params))
+        body.update(request.extra_body)
+        headers = {
+            "x-api-key": config.api_key,
+            "anthropic-version": API_VERSION,
+            "accept": "text/event-stream" if request.stream else "application/json",
+        }
+        headers.update(config.headers)
+        return UpstreamRequest(
+            method="POST", url=f"{config.base_url.rstrip('/')}/v1/messages", headers=headers, json=body
+        )
+
+    def parse_response(self, body: bytes, config: ProviderConfig) -> ChatResult:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise malformed(config.name) from None
+        if not isinstance(data, dict):
+            raise malformed(config.name)
+        if data.get("type") == "error":
+            raise _error_from_type(data.get("error"), config.name)
+        blocks = data.get("content")
+        if data.get("type") != "message" or not isinstance(blocks, list):
+            raise malformed(config.name)
+        text = "".join(b.get("text") or "" for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+        tool_calls = [
+            {
+                "id": b.get("id"),
+                "type": "function",
+                "function": {"name": b.get("name"), "arguments": json.dumps(b.get("input") or {})},
+            }
+            for b in blocks
+            if isinstance(b, dict) and b.get("type") == "tool_use"
+        ]
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        stop_reason = data.get("stop_reason")
+        return ChatResult(
+            content=text,
+            model=str(data.get("model") or ""),
+            provider=config.name,
+            usage=_usage(data.get("usage")),
+            finish_reason=FINISH_REASONS.get(stop_reason, "stop") if stop_reason else None,
+            upstream_id=str(data.get("id") or ""),
+            message=message,
+        )
+
+    def stream_parser(self, config: ProviderConfig) -> AnthropicStreamParser:
+        return AnthropicStreamParser(config)
+
+    def map_error(
+        self, status: int, body: bytes, headers: dict[str, str], config: ProviderConfig | None = None
+    ) -> UpstreamError:
+        """`{"type": "error", "error": {"type", "message"}}`; the status decides, the type is the code."""
+        provider = config.name if config else "anthropic"
+        kind = None
+        try:
+            error = json.loads(body).get("error")
+            kind = error.get("type") if isinstance(error, dict) else None
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            pass
+        return error_for_status(status, provider=provider, headers=headers, code=kind)
+
+
+adapter = AnthropicAdapter()

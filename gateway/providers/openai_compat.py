@@ -1,0 +1,193 @@
+"""The OpenAI Chat Completions wire format: OpenAI, OpenRouter, Groq, Z.AI and Ollama's `/v1`.
+
+Requests go to `{base_url}/chat/completions` with `Authorization: Bearer`. Every
+stream asks for `stream_options.include_usage`, so its last chunk (choices may be
+empty) carries the usage. OpenRouter requests also carry `usage.include` (its docs
+now call it a no-op, kept for OpenRouter-compatible proxies that still honour it),
+the site headers from the config, and `request.extra_body` as the router built it
+(`provider`, `models`). OpenRouter's `usage.cost` is read as an exact Decimal and its
+`provider` field names the upstream that answered. OpenRouter may report a failure
+with HTTP 200 (an `error` object in the body or in a stream chunk): that is a failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.providers._common import error_for_status, load_json, make_usage, malformed, tag
+from gateway.providers.base import (
+    WIRE_OPENAI_COMPAT,
+    ChatRequest,
+    ChatResult,
+    ProviderConfig,
+    StreamDelta,
+    UpstreamRequest,
+    Usage,
+)
+from smartspec.errors import UpstreamBadRequest, UpstreamError, UpstreamUnavailable
+
+
+def _usage(data: dict[str, Any]) -> Usage | None:
+    raw = data.get("usage")
+    if not isinstance(raw, dict):
+        # Groq's older streams put the final usage under `x_groq`.
+        x_groq = data.get("x_groq")
+        raw = x_groq.get("usage") if isinstance(x_groq, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    return make_usage(raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("cost"))
+
+
+def _body_error(error: Any, provider: str) -> UpstreamError:
+    """The typed error for an `error` object that came with HTTP 200 (OpenRouter does this)."""
+    if not isinstance(error, dict):
+        return malformed(provider)
+    code = error.get("code")
+    if isinstance(code, int) and 400 <= code < 600:
+        return error_for_status(code, provider=provider)
+    return tag(UpstreamUnavailable(f"{provider} reported an error while answering."), provider, 200, None)
+
+
+class OpenAICompatStreamParser:
+    def __init__(self, config: ProviderConfig):
+        self.provider = config.name
+        self.done = False  # saw [DONE]
+        self.finished = False  # saw a finish_reason
+
+    def feed(self, event: str | None, data: str) -> list[StreamDelta]:
+        data = data.strip()
+        if self.done or not data:
+            return []
+        if data == "[DONE]":
+            self.done = True
+            return []
+        chunk = load_json(data, self.provider)
+        if not isinstance(chunk, dict):
+            raise malformed(self.provider)
+        if chunk.get("error"):
+            raise _body_error(chunk["error"], self.provider)
+        delta = StreamDelta(model=chunk.get("model") or None, provider=chunk.get("provider") or self.provider)
+        choices = chunk.get("choices") or []
+        if choices:
+            choice = choices[0]
+            if not isinstance(choice, dict):
+                raise malformed(self.provider)
+            part = choice.get("delta") or {}
+            delta.content = part.get("content") or ""
+            delta.tool_calls = part.get("tool_calls") or None
+            delta.finish_reason = choice.get("finish_reason") or None
+            if delta.finish_reason == "error":
+                raise tag(
+                    UpstreamUnavailable(f"{self.provider} stopped the stream with an error."),
+                    self.provider,
+                    200,
+                    "error",
+                )
+            if delta.finish_reason:
+                self.finished = True
+        delta.usage = _usage(chunk)
+        if delta.content or delta.tool_calls or delta.finish_reason or delta.usage:
+            return [delta]
+        return []  # role-only opening chunk: nothing produced yet
+
+    def finish(self) -> list[StreamDelta]:
+        if not (self.done or self.finished):
+            raise tag(
+                UpstreamUnavailable(f"The stream from {self.provider} ended before the answer was complete."),
+                self.provider,
+                200,
+                "stream_incomplete",
+            )
+        return []
+
+
+class OpenAICompatAdapter:
+    wire = WIRE_OPENAI_COMPAT
+
+    def build_request(self, request: ChatRequest, config: ProviderConfig) -> UpstreamRequest:
+        body: dict[str, Any] = dict(request.params)
+        body.update(model=request.model, messages=request.messages, stream=request.stream)
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            # OpenAI's reasoning models refuse `max_tokens`; the newer name works for every OpenAI model.
+            body["max_completion_tokens" if config.name == "openai" else "max_tokens"] = request.max_tokens
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = request.stop
+        if request.stream:
+            body["stream_options"] = {"include_usage": True}
+        if config.name == "openrouter":
+            body["usage"] = {"include": True}
+        body.update(request.extra_body)
+        headers = {"accept": "text/event-stream" if request.stream else "application/json"}
+        if config.api_key:
+            headers["authorization"] = f"Bearer {config.api_key}"
+        headers.update(config.headers)
+        return UpstreamRequest(
+            method="POST", url=f"{config.base_url.rstrip('/')}/chat/completions", headers=headers, json=body
+        )
+
+    def parse_response(self, body: bytes, config: ProviderConfig) -> ChatResult:
+        data = load_json(body, config.name)
+        if not isinstance(data, dict):
+            raise malformed(config.name)
+        if data.get("error"):
+            raise _body_error(data["error"], config.name)
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            content = message.get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise malformed(config.name) from None
+        if not isinstance(content, str):
+            raise malformed(config.name)
+        finish_reason = choice.get("finish_reason")
+        if finish_reason == "error":
+            raise tag(
+                UpstreamUnavailable(f"{config.name} reported an error while answering."), config.name, 200
+            )
+        return ChatResult(
+            content=content,
+            model=str(data.get("model") or ""),
+            provider=str(data.get("provider") or config.name),
+            usage=_usage(data),
+            finish_reason=finish_reason,
+            upstream_id=str(data.get("id") or ""),
+            message=message,
+        )
+
+    def stream_parser(self, config: ProviderConfig) -> OpenAICompatStreamParser:
+        return OpenAICompatStreamParser(config)
+
+    def map_error(
+        self, status: int, body: bytes, headers: dict[str, str], config: ProviderConfig | None = None
+    ) -> UpstreamError:
+        """`{"error": {"message", "code"|"type", "metadata"?}}` -> typed error; only the code travels."""
+        return map_error(status, body, headers, config.name if config else "the provider")
+
+
+def map_error(status: int, body: bytes, headers: dict[str, str], provider: str) -> UpstreamError:
+    code = None
+    moderation = False
+    try:
+        error = load_json(body, provider).get("error")
+        if isinstance(error, dict):
+            code = error.get("code") or error.get("type")
+            metadata = error.get("metadata")
+            moderation = isinstance(metadata, dict) and "flagged_input" in metadata
+    except (UpstreamError, AttributeError):
+        pass  # a non-JSON error page (a proxy's HTML) says nothing beyond its status
+    if status == 403 and moderation:
+        # OpenRouter's moderation refused the input itself: another route would refuse it too.
+        return tag(
+            UpstreamBadRequest(f"{provider} flagged the input (HTTP 403).", code="content_filter"),
+            provider,
+            status,
+            "content_filter",
+        )
+    return error_for_status(status, provider=provider, headers=headers, code=code)
+
+
+adapter = OpenAICompatAdapter()

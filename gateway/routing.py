@@ -1,0 +1,397 @@
+"""Routing: which model answers a call and through which providers, in which order.
+
+`route_plan` (sync, reads the catalog and the matrix) turns the caller's options into an ordered list
+of attempts: for each of [model, *fallback_models], OpenRouter first (when enabled and allowed), then
+the model's direct providers; attempts that a price cap or a privacy demand rules out are kept as
+`skipped` with the reason, so the caller can see why. `attempts_run` (async) walks the plan, moving on
+only after a retryable upstream failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from smartspec.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+from .catalog import OLLAMA_PREFIX, OPENROUTER, CatalogModel, catalog_models_get
+from .models import RoutingRule
+from .providers import direct_provider_for, provider_call, provider_configs
+from .providers.base import ChatRequest, ChatResult, ProviderConfig
+
+logger = logging.getLogger(__name__)
+
+TASK_TYPES = tuple(RoutingRule.TaskType.values)
+BUDGET_PRIORITIES = tuple(RoutingRule.BudgetPriority.values)
+SORTS = ("price", "throughput", "latency")
+DATA_COLLECTION = ("allow", "deny")
+# A request that names neither a model nor a task type is routed as the cheapest kind of work.
+DEFAULT_TASK_TYPE = "simple"
+AUTO_MODEL = "auto"
+DEMO = "demo"
+MAX_FALLBACK_MODELS = 10
+PER_1K = Decimal(1000)
+PER_MILLION = Decimal(1_000_000)
+
+
+@dataclass(slots=True)
+class RouteOptions:
+    """The routing part of a call, already validated (see `route_options_validate`)."""
+
+    model: str | None = None
+    task_type: str | None = None
+    budget_priority: str = "balanced"
+    fallback_models: list[str] = field(default_factory=list)
+    use_openrouter: bool = True
+    sort: str | None = None
+    data_collection: str = "allow"
+    zdr: bool | None = None
+    max_price: dict[str, Decimal] | None = None  # USD per 1K tokens: {"prompt", "completion"}
+
+    @property
+    def private(self) -> bool:
+        """The caller asked for zero retention or no training on its data."""
+        return bool(self.zdr) or self.data_collection == "deny"
+
+
+def _price_per_1k(value: Any, name: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise InvalidRequest(f"max_price.{name} must be a number (USD per 1K tokens).")
+    try:
+        price = Decimal(str(value))
+    except ArithmeticError:
+        raise InvalidRequest(f"max_price.{name} must be a number (USD per 1K tokens).")
+    if not price.is_finite() or price < 0:
+        raise InvalidRequest(f"max_price.{name} must be a non-negative number (USD per 1K tokens).")
+    return price
+
+
+def route_options_validate(
+    *,
+    model: Any = None,
+    task_type: Any = None,
+    budget_priority: Any = None,
+    fallback_models: Any = None,
+    use_openrouter: Any = True,
+    sort: Any = None,
+    data_collection: Any = "allow",
+    zdr: Any = None,
+    max_price: Any = None,
+) -> RouteOptions:
+    """Check the routing options of a call; a clear 400 for anything off."""
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise InvalidRequest(
+            "model must be a model id such as 'openai/gpt-4o', or 'auto'.", code="invalid_model"
+        )
+    if task_type is not None and task_type not in TASK_TYPES:
+        raise InvalidRequest(f"task_type must be one of {', '.join(TASK_TYPES)}.")
+    budget_priority = budget_priority or settings.DEFAULT_BUDGET_PRIORITY
+    if budget_priority not in BUDGET_PRIORITIES:
+        raise InvalidRequest(f"budget_priority must be one of {', '.join(BUDGET_PRIORITIES)}.")
+    if fallback_models is None:
+        fallback_models = []
+    if not isinstance(fallback_models, list) or not all(isinstance(m, str) and m for m in fallback_models):
+        raise InvalidRequest("fallback_models must be a list of model ids.")
+    if len(fallback_models) > MAX_FALLBACK_MODELS:
+        raise InvalidRequest(f"At most {MAX_FALLBACK_MODELS} fallback models.")
+    if not isinstance(use_openrouter, bool):
+        raise InvalidRequest("use_openrouter must be true or false.")
+    if sort is not None and sort not in SORTS:
+        raise InvalidRequest(f"sort must be one of {', '.join(SORTS)}.")
+    if data_collection is None:
+        data_collection = "allow"
+    if data_collection not in DATA_COLLECTION:
+        raise InvalidRequest("data_collection must be 'allow' or 'deny'.")
+    if zdr is not None and not isinstance(zdr, bool):
+        raise InvalidRequest("zdr must be true or false.")
+    caps = None
+    if max_price is not None:
+        if not isinstance(max_price, dict) or not max_price or set(max_price) - {"prompt", "completion"}:
+            raise InvalidRequest(
+                'max_price must be {"prompt": USD per 1K tokens, "completion": USD per 1K tokens}.'
+            )
+        caps = {name: _price_per_1k(value, name) for name, value in max_price.items()}
+    model = model.strip() if isinstance(model, str) else None
+    return RouteOptions(
+        model=None if model in (None, AUTO_MODEL) else model,
+        task_type=task_type,
+        budget_priority=budget_priority,
+        fallback_models=list(dict.fromkeys(fallback_models)),
+        use_openrouter=use_openrouter,
+        sort=sort,
+        data_collection=data_collection,
+        zdr=zdr,
+        max_price=caps,
+    )
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One (model, provider) step of a route, and how it went."""
+
+    model: str  # catalog id
+    provider: str  # provider name, "" when the model itself was ruled out
+    native_model: str = ""
+    config: ProviderConfig | None = field(default=None, repr=False)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    status: str = "planned"  # planned | ok | error | skipped
+    reason: str = ""
+    error_class: str = ""
+    latency_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            "status": self.status,
+            "error_class": self.error_class,
+            "latency_ms": self.latency_ms,
+            "reason": self.reason,
+        }
+
+
+@dataclass(slots=True)
+class RoutePlan:
+    model: str  # the model routing chose first
+    task_type: str
+    route: str  # "explicit" | "matrix:<task_type>/<budget_priority>"
+    attempts: list[Attempt]
+    models: dict[str, CatalogModel]  # every model of the chain, by id
+
+    @property
+    def runnable(self) -> list[Attempt]:
+        return [a for a in self.attempts if a.status != "skipped"]
+
+    def worst_prices(self) -> tuple[Decimal, Decimal]:
+        """The highest prompt and completion prices among the models that may answer."""
+        ids = {a.model for a in self.runnable}
+        prompt = max((self.models[i].prompt_price for i in ids), default=Decimal(0))
+        completion = max((self.models[i].completion_price for i in ids), default=Decimal(0))
+        return prompt, completion
+
+    def attempts_as_dicts(self) -> list[dict[str, Any]]:
+        return [a.as_dict() for a in self.attempts if a.status != "planned"]
+
+
+def _health():
+    # Imported lazily: monitoring imports gateway's catalog for its pages.
+    from monitoring.services import ProviderHealthMonitor
+
+    return ProviderHealthMonitor()
+
+
+def _over_cap(model: CatalogModel, caps: dict[str, Decimal] | None) -> str:
+    if not caps:
+        return ""
+    for name, price in (("prompt", model.prompt_price), ("completion", model.completion_price)):
+        if name in caps and price * PER_1K > caps[name]:
+            return f"{name} price ${price * PER_1K:f}/1K tokens exceeds max_price.{name} ${caps[name]:f}/1K"
+    return ""
+
+
+def _openrouter_body(options: RouteOptions, chain: list[str]) -> dict[str, Any]:
+    """OpenRouter's own routing controls: its `provider` object and its `models` fallback array."""
+    provider: dict[str, Any] = {"allow_fallbacks": True, "data_collection": options.data_collection}
+    if options.sort:
+        provider["sort"] = options.sort
+    if options.zdr is not None:
+        provider["zdr"] = options.zdr
+    if options.max_price:
+        # OpenRouter caps are USD per million tokens; JSON wants numbers, and these are caps, not charges.
+        provider["max_price"] = {k: float(v * PER_1K) for k, v in options.max_price.items()}
+    body: dict[str, Any] = {"provider": provider}
+    if len(chain) > 1:
+        body["models"] = chain
+    return body
+
+
+def _direct_order(attempts: list[Attempt], sort: str | None, model: CatalogModel) -> list[Attempt]:
+    """Healthy providers first; within them by the measured metric `sort` asks for."""
+    if len(attempts) < 2:
+        return attempts
+    health = _health()
+
+    def key(attempt: Attempt):
+        unhealthy = not health.is_provider_healthy(attempt.provider, model.id)
+        if sort in ("latency", "throughput"):
+            measured = health.measured(attempt.provider, model.id)
+            if sort == "latency":
+                value = measured.get("latency_p50_ms")
+                return (unhealthy, value is None, value or 0)
+            value = measured.get("throughput_tps")
+            return (unhealthy, value is None, -(value or 0))
+        # One catalog price per model: among its providers price does not reorder anything.
+        return (unhealthy,)
+
+    return sorted(attempts, key=key)
+
+
+def _matrix_model(task_type: str, budget_priority: str) -> str:
+    rule = RoutingRule.objects.filter(task_type=task_type, budget_priority=budget_priority).first()
+    if rule is None:
+        raise InvalidRequest(
+            f"No routing rule for {task_type}/{budget_priority}; name a model.", code="no_route"
+        )
+    return rule.model_id
+
+
+def route_plan(*, options: RouteOptions) -> RoutePlan:
+    """Resolve the model chain and order every attempt (sync: reads the catalog and the matrix)."""
+    configs = provider_configs()
+    task_type = options.task_type or DEFAULT_TASK_TYPE
+    if options.model:
+        first, route = options.model, "explicit"
+    else:
+        first = _matrix_model(task_type, options.budget_priority)
+        route = f"matrix:{task_type}/{options.budget_priority}"
+    chain = list(dict.fromkeys([first, *options.fallback_models]))
+    models = catalog_models_get(model_ids=chain)
+    for model_id in chain:
+        if model_id not in models and model_id.startswith(OLLAMA_PREFIX) and "ollama" in configs:
+            models[model_id] = CatalogModel.local_ollama(model_id)
+    unknown = [m for m in chain if m not in models]
+    if unknown:
+        raise ModelNotFound(f"Unknown model: {', '.join(unknown)}. GET /v1/models lists the models.")
+
+    use_openrouter = options.use_openrouter and settings.USE_OPENROUTER and OPENROUTER in configs
+    within_cap = [m for m in chain if not _over_cap(models[m], options.max_price)]
+    attempts: list[Attempt] = []
+    for model_id in chain:
+        model = models[model_id]
+        reason = _over_cap(model, options.max_price)
+        if reason:
+            attempts.append(Attempt(model=model_id, provider="", status="skipped", reason=reason))
+            continue
+        per_model: list[Attempt] = []
+        if use_openrouter and OPENROUTER in model.providers:
+            native = model.providers.get(OPENROUTER, model_id)
+            if options.zdr and not model.zdr:
+                per_model.append(
+                    Attempt(
+                        model=model_id,
+                        provider=OPENROUTER,
+                        status="skipped",
+                        reason="zdr requested: no zero-data-retention endpoint is known for this model",
+                    )
+                )
+            else:
+                # OpenRouter's own `models` array: this model, then the later ones it also serves.
+                rest = [
+                    m for m in within_cap[within_cap.index(model_id) :] if OPENROUTER in models[m].providers
+                ]
+                per_model.append(
+                    Attempt(
+                        model=model_id,
+                        provider=OPENROUTER,
+                        native_model=native,
+                        config=configs[OPENROUTER],
+                        extra_body=_openrouter_body(
+                            options, [models[m].providers.get(OPENROUTER, m) for m in rest]
+                        ),
+                    )
+                )
+        direct_names = [p for p in model.providers if p not in (OPENROUTER, DEMO)]
+        vendor_default = direct_provider_for(model_id)
+        if vendor_default and vendor_default not in direct_names and vendor_default not in (OPENROUTER, DEMO):
+            direct_names.append(vendor_default)
+        direct: list[Attempt] = []
+        for name in direct_names:
+            config = configs.get(name)
+            if config is None:
+                continue
+            native = model.providers.get(name) or model_id.split("/", 1)[1]
+            if options.private and not config.supports_zdr:
+                per_model.append(
+                    Attempt(
+                        model=model_id,
+                        provider=name,
+                        status="skipped",
+                        reason=f"{'zdr' if options.zdr else 'data_collection=deny'} requested: "
+                        f"{name} cannot promise it",
+                    )
+                )
+                continue
+            direct.append(Attempt(model=model_id, provider=name, native_model=native, config=config))
+        per_model.extend(_direct_order(direct, options.sort, model))
+        if not per_model:
+            if DEMO in configs:
+                per_model.append(
+                    Attempt(model=model_id, provider=DEMO, native_model=model_id, config=configs[DEMO])
+                )
+            else:
+                per_model.append(
+                    Attempt(
+                        model=model_id,
+                        provider="",
+                        status="skipped",
+                        reason="no configured provider serves this model",
+                    )
+                )
+        attempts.extend(per_model)
+
+    plan = RoutePlan(model=first, task_type=task_type, route=route, attempts=attempts, models=models)
+    if not plan.runnable:
+        reasons = "; ".join(
+            f"{a.model}{' via ' + a.provider if a.provider else ''}: {a.reason}" for a in attempts
+        )
+        raise InvalidRequest(
+            f"No provider can serve this request ({reasons}).",
+            code="no_route",
+            extra={"attempts": plan.attempts_as_dicts()},
+        )
+    return plan
+
+
+def chain_failed(plan: RoutePlan) -> UpstreamError:
+    """The error for a chain where every attempt failed: 504 if they all timed out, else 502."""
+    tried = [a for a in plan.attempts if a.status == "error"]
+    error_cls = (
+        UpstreamTimeout
+        if tried and all(a.error_class == UpstreamTimeout.__name__ for a in tried)
+        else UpstreamUnavailable
+    )
+    summary = ", ".join(f"{a.model} via {a.provider}: {a.error_class}" for a in tried)
+    return error_cls(
+        f"Every upstream attempt failed ({summary}).",
+        code="all_attempts_failed" if error_cls is UpstreamUnavailable else None,
+        extra={"attempts": plan.attempts_as_dicts()},
+    )
+
+
+def attempt_request(attempt: Attempt, request: ChatRequest) -> ChatRequest:
+    extra = {**request.extra_body, **attempt.extra_body}
+    return replace(request, model=attempt.native_model, extra_body=extra)
+
+
+async def attempts_run(*, plan: RoutePlan, request: ChatRequest) -> tuple[ChatResult, Attempt]:
+    """Try the plan's attempts in order; the first success wins.
+
+    A retryable upstream failure moves on; one caused by the request itself (a 4xx) stops the chain,
+    since every other attempt would fail the same way.
+    """
+    for attempt in plan.runnable:
+        started = time.monotonic()
+        try:
+            result = await provider_call(attempt.config, attempt_request(attempt, request))
+        except UpstreamError as exc:
+            attempt.latency_ms = int((time.monotonic() - started) * 1000)
+            attempt.status, attempt.error_class = "error", type(exc).__name__
+            logger.info("attempt %s via %s failed: %s", attempt.model, attempt.provider, attempt.error_class)
+            if not exc.retryable:
+                raise
+            continue
+        attempt.latency_ms = int((time.monotonic() - started) * 1000)
+        attempt.status = "ok"
+        return result, attempt
+    raise chain_failed(plan)

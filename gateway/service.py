@@ -1,0 +1,393 @@
+"""The billed gateway pipeline: credit check -> call -> charge -> usage record.
+
+    response = await LLMGateway().invoke(LLMRequest(messages=[...]), user, api_key_id=key.id)
+    stream = await LLMGateway().stream_open(LLMRequest(messages=[...], stream=True), user)
+    async for delta in stream: ...      # then stream.response
+
+Each call places a hold for its worst case (prompt upper bound + max_tokens at the dearest model of
+the route) before any upstream is contacted, and settles it at the real cost afterwards, or releases
+it on failure. Settling runs in `finally` and is shielded from cancellation, so a client that hangs
+up mid-stream still pays for what was produced and no hold is left behind. No database transaction
+is open while a provider is called: every DB step is its own short `sync_to_async` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import Error as DatabaseError
+
+from billing.credits import usd_to_micro
+from billing.services import hold_place, hold_release, hold_settle
+from smartspec.errors import APIError, ServiceUnavailable, UpstreamError
+
+from .client import (
+    LLMRequest,
+    LLMResponse,
+    Outcome,
+    PreparedChat,
+    chat_prepare_sync,
+    health_record_sync,
+    outcome_price_sync,
+    response_build,
+)
+from .pricing import ResolvedUsage, prompt_token_bound, worst_case_usd
+from .providers import provider_stream
+from .providers.base import StreamDelta
+from .routing import Attempt, attempt_request, attempts_run, chain_failed
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Billing:
+    """The money side of one call: its hold and what was finally charged (micro-credits)."""
+
+    user: Any
+    api_key_id: int | None
+    hold_id: int | None = None
+    hold_amount: int = 0
+    charged: int = 0
+
+
+def _hold_amount(prepared: PreparedChat) -> int:
+    prompt_price, completion_price = prepared.plan.worst_prices()
+    usd = worst_case_usd(
+        prompt_tokens=prompt_token_bound(prepared.chat.messages),
+        max_tokens=prepared.max_tokens,
+        prompt_price=prompt_price,
+        completion_price=completion_price,
+    )
+    return usd_to_micro(usd)
+
+
+def _open_sync(
+    request: LLMRequest, *, user, api_key_id: int | None, request_id: str | None
+) -> tuple[PreparedChat, Billing]:
+    """Validate, route and place the hold; nothing is spent if any of it fails."""
+    try:
+        prepared = chat_prepare_sync(request, request_id=request_id)
+        billing = Billing(user=user, api_key_id=api_key_id, hold_amount=_hold_amount(prepared))
+        if billing.hold_amount > 0:
+            hold = hold_place(user=user, amount=billing.hold_amount, request_id=prepared.request_id)
+            billing.hold_id = hold.pk
+    except DatabaseError:
+        # Fail closed: without the ledger no call may run.
+        logger.exception("database unavailable while opening a call")
+        raise ServiceUnavailable("The credit ledger is unavailable; try again shortly.")
+    return prepared, billing
+
+
+def _close_sync(
+    *,
+    prepared: PreparedChat,
+    billing: Billing,
+    outcome: Outcome | None,
+    attempts: list[Attempt],
+    status: str,
+    error_class: str = "",
+    latency_ms: int,
+    ttft_ms: int | None = None,
+    stream: bool = False,
+) -> int:
+    """Settle or release the hold, then record usage and provider health. Returns micro-credits charged."""
+    charged = 0
+    if billing.hold_id is not None:
+        amount = usd_to_micro(outcome.cost_usd) if outcome is not None else 0
+        if amount > 0:
+            hold_settle(
+                hold_id=billing.hold_id,
+                amount=amount,
+                description=f"{outcome.model} via {outcome.provider}",
+                reference=prepared.request_id,
+            )
+            charged = amount
+        else:
+            hold_release(hold_id=billing.hold_id)
+    billing.charged = charged
+    try:
+        from monitoring.services import usage_record_create
+
+        usage_record_create(
+            user_id=billing.user.pk,
+            api_key_id=billing.api_key_id,
+            request_id=prepared.request_id,
+            model=outcome.model if outcome else prepared.plan.model,
+            provider=outcome.provider if outcome else "",
+            task_type=prepared.plan.task_type,
+            route=prepared.plan.route,
+            prompt_tokens=outcome.usage.prompt_tokens if outcome else 0,
+            completion_tokens=outcome.usage.completion_tokens if outcome else 0,
+            cost_usd=outcome.cost_usd if outcome else 0,
+            credits=charged,
+            hold=billing.hold_amount,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            attempts=prepared.plan.attempts_as_dicts(),
+            status=status,
+            error_class=error_class,
+            stream=stream,
+            usage_estimated=outcome.usage.estimated if outcome else False,
+        )
+    except Exception:  # the charge is in the ledger already; a lost usage row must not undo the answer
+        logger.exception("recording usage failed for request %s", prepared.request_id)
+    health_record_sync(attempts=attempts, output_tokens=outcome.usage.completion_tokens if outcome else 0)
+    return charged
+
+
+async def _shielded(func, **kwargs):
+    """Run a sync DB step to completion even if the awaiting task is being cancelled."""
+    return await asyncio.shield(asyncio.ensure_future(sync_to_async(func)(**kwargs)))
+
+
+class LLMGateway:
+    """Credit check -> call -> deduction -> monitoring, for one caller."""
+
+    async def invoke(
+        self,
+        request: LLMRequest | dict[str, Any],
+        user,
+        *,
+        api_key_id: int | None = None,
+        request_id: str | None = None,
+    ) -> LLMResponse:
+        if isinstance(request, dict):
+            request = LLMRequest(**request)
+        prepared, billing = await sync_to_async(_open_sync)(
+            request, user=user, api_key_id=api_key_id, request_id=request_id
+        )
+        started = time.monotonic()
+        outcome: Outcome | None = None
+        status, error_class = "error", ""
+        try:
+            result, attempt = await attempts_run(plan=prepared.plan, request=prepared.chat)
+            outcome = await sync_to_async(outcome_price_sync)(
+                prepared=prepared,
+                attempt=attempt,
+                reported_model=result.model,
+                usage=result.usage,
+                text=result.content,
+            )
+            status = "ok"
+        except asyncio.CancelledError:
+            status = "cancelled"
+            raise
+        except APIError as exc:
+            error_class = type(exc).__name__
+            raise
+        finally:
+            latency_ms = int((time.monotonic() - started) * 1000)
+            await _shielded(
+                _close_sync,
+                prepared=prepared,
+                billing=billing,
+                outcome=outcome,
+                attempts=prepared.plan.attempts,
+                status=status,
+                error_class=error_class,
+                latency_ms=latency_ms,
+            )
+        return response_build(
+            prepared=prepared,
+            result=result,
+            outcome=outcome,
+            latency_ms=latency_ms,
+            credits=billing.charged,
+            text=result.content,
+        )
+
+    async def stream_open(
+        self,
+        request: LLMRequest | dict[str, Any],
+        user,
+        *,
+        api_key_id: int | None = None,
+        request_id: str | None = None,
+    ) -> GatewayStream:
+        """Hold credits and open the first attempt that yields a delta.
+
+        Errors before the first delta are ordinary API errors (and fall back like non-streamed calls),
+        so a caller can still answer them with a proper status code.
+        """
+        if isinstance(request, dict):
+            request = LLMRequest(**request)
+        request.stream = True
+        prepared, billing = await sync_to_async(_open_sync)(
+            request, user=user, api_key_id=api_key_id, request_id=request_id
+        )
+        stream = GatewayStream(prepared=prepared, billing=billing)
+        try:
+            await stream.start()
+        except BaseException as exc:
+            stream.status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+            stream.error_class = type(exc).__name__
+            await stream.aclose()
+            raise
+        return stream
+
+
+@dataclass(eq=False)
+class GatewayStream:
+    """One billed streamed call: iterate it for `StreamDelta`s; `response` is set once it is closed."""
+
+    prepared: PreparedChat
+    billing: Billing
+    attempt: Attempt | None = None
+    response: LLMResponse | None = None
+    status: str = "ok"
+    error_class: str = ""
+    _upstream: AsyncIterator[StreamDelta] | None = None
+    _first: StreamDelta | None = None
+    _parts: list[str] = field(default_factory=list)
+    _usage: Any = None
+    _reported_model: str | None = None
+    _finish_reason: str | None = None
+    _started: float = field(default_factory=time.monotonic)
+    _ttft_ms: int | None = None
+    _closed: bool = False
+    _produced: bool = False
+
+    @property
+    def model(self) -> str:
+        from .client import answering_model_id
+
+        return (
+            answering_model_id(self.attempt, self._reported_model)
+            if self.attempt
+            else self.prepared.plan.model
+        )
+
+    @property
+    def provider(self) -> str:
+        return self.attempt.provider if self.attempt else ""
+
+    def _take(self, delta: StreamDelta) -> None:
+        if delta.content or delta.tool_calls:
+            if self._ttft_ms is None:
+                self._ttft_ms = int((time.monotonic() - self._started) * 1000)
+            self._produced = True
+        if delta.content:
+            self._parts.append(delta.content)
+        if delta.usage is not None:
+            self._usage = delta.usage
+        if delta.model:
+            self._reported_model = delta.model
+        if delta.finish_reason:
+            self._finish_reason = delta.finish_reason
+
+    async def start(self) -> None:
+        """Walk the route until an attempt yields its first delta (errors before it are retryable)."""
+        for attempt in self.prepared.plan.runnable:
+            begun = time.monotonic()
+            upstream = provider_stream(attempt.config, attempt_request(attempt, self.prepared.chat))
+            try:
+                first = await anext(aiter(upstream))
+            except StopAsyncIteration:
+                # An empty stream is a malformed answer; try the next attempt.
+                attempt.status, attempt.error_class = "error", "UpstreamUnavailable"
+                attempt.latency_ms = int((time.monotonic() - begun) * 1000)
+                continue
+            except UpstreamError as exc:
+                attempt.status, attempt.error_class = "error", type(exc).__name__
+                attempt.latency_ms = int((time.monotonic() - begun) * 1000)
+                await _aclose(upstream)
+                if not exc.retryable:
+                    raise
+                continue
+            attempt.status = "ok"
+            attempt.latency_ms = int((time.monotonic() - begun) * 1000)
+            self.attempt, self._upstream, self._first = attempt, upstream, first
+            self._take(first)
+            return
+        raise chain_failed(self.prepared.plan)
+
+    async def __aiter__(self) -> AsyncIterator[StreamDelta]:
+        try:
+            if self._first is not None:
+                first, self._first = self._first, None
+                yield first
+            async for delta in self._upstream:
+                self._take(delta)
+                yield delta
+        except asyncio.CancelledError:
+            self.status, self.error_class = "cancelled", "ClientDisconnected"
+            raise
+        except GeneratorExit:
+            self.status, self.error_class = "cancelled", "ClientDisconnected"
+            raise
+        except UpstreamError as exc:
+            # Broken after output started: no fallback (the client has part of an answer), bill what came.
+            self.status, self.error_class = "error", type(exc).__name__
+            raise
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Settle for what was produced (or release), once; safe to call from `finally` while cancelled."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._upstream is not None:
+            await _aclose(self._upstream)
+        latency_ms = int((time.monotonic() - self._started) * 1000)
+        text = "".join(self._parts)
+        outcome = None
+        if self.attempt is not None and (self._produced or (self.status == "ok" and self._usage is not None)):
+            outcome = await _shielded(
+                outcome_price_sync,
+                prepared=self.prepared,
+                attempt=self.attempt,
+                reported_model=self._reported_model,
+                usage=self._usage,
+                text=text,
+            )
+        attempts = self.prepared.plan.attempts
+        if self.attempt is not None and self.status != "ok":
+            self.attempt.status = "error" if self.status == "error" else "ok"
+            self.attempt.error_class = self.error_class if self.status == "error" else ""
+        await _shielded(
+            _close_sync,
+            prepared=self.prepared,
+            billing=self.billing,
+            outcome=outcome,
+            attempts=attempts,
+            status=self.status,
+            error_class=self.error_class,
+            latency_ms=latency_ms,
+            ttft_ms=self._ttft_ms,
+            stream=True,
+        )
+        if self.attempt is not None:
+            # A stream that produced nothing is answered (and billed) as zero.
+            outcome = outcome or Outcome(
+                model=self.model,
+                provider=self.provider,
+                usage=ResolvedUsage(0, 0, None, False),
+                cost_usd=Decimal(0),
+            )
+            self.response = response_build(
+                prepared=self.prepared,
+                result=None,
+                outcome=outcome,
+                latency_ms=latency_ms,
+                credits=self.billing.charged,
+                text=text,
+            )
+            self.response.finish_reason = self._finish_reason
+
+
+async def _aclose(iterator) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is None:
+        return
+    try:
+        await close()
+    except Exception:  # closing a broken upstream must not mask the real outcome
+        logger.debug("closing an upstream stream failed", exc_info=True)

@@ -1,0 +1,151 @@
+"""The hot paths as plain async Django views: `POST /v1/chat/completions` and `POST /api/llm/chat`.
+
+DRF's views are sync, so these authenticate with the same API keys themselves and render errors
+with the project's one error format. Parsing and shaping live in `gateway.openai_format`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from asgiref.sync import sync_to_async
+from django.db import Error as DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from smartspec.errors import (
+    APIError,
+    AuthenticationError,
+    InvalidRequest,
+    MethodNotAllowed,
+    ServiceUnavailable,
+    UpstreamError,
+    error_response,
+)
+
+from . import openai_format
+from .keys import api_key_authenticate
+from .models import ApiKey
+from .service import GatewayStream, LLMGateway
+
+logger = logging.getLogger(__name__)
+
+_SCHEMES = ("bearer", "token")
+
+
+async def _authenticate(request: HttpRequest) -> ApiKey:
+    parts = request.headers.get("Authorization", "").split()
+    if len(parts) != 2 or parts[0].lower() not in _SCHEMES:
+        raise AuthenticationError()
+    try:
+        api_key = await sync_to_async(api_key_authenticate)(parts[1])
+    except DatabaseError:
+        raise ServiceUnavailable("The key store is unavailable; try again shortly.")
+    if api_key is None:
+        # Never echo the presented key back.
+        raise AuthenticationError("Invalid or revoked API key.")
+    return api_key
+
+
+def _json_body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _error(exc: APIError) -> HttpResponse:
+    response = error_response(exc)
+    if isinstance(exc, AuthenticationError):
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+def _sse_response(events) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    # Proxies such as nginx must pass each event on at once.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _chat_completion_events(stream: GatewayStream, include_usage: bool, created: int):
+    """OpenAI's SSE framing: one `data: {chunk}` per delta, usage last when asked, then `[DONE]`."""
+    first, finish_sent = True, False
+    try:
+        async for delta in stream:
+            chunk = openai_format.completion_chunk(stream, delta, created, first=first)
+            if chunk is not None:
+                first = False
+                finish_sent = finish_sent or bool(delta.finish_reason)
+                yield openai_format.sse(chunk)
+    except UpstreamError as exc:
+        # The stream broke after output started; OpenAI's SDK raises on an `error` event.
+        yield openai_format.sse({"error": exc.as_dict()["error"]})
+        return
+    chunks = openai_format.completion_final_chunks(
+        stream, created, include_usage=include_usage, finish_sent=finish_sent
+    )
+    for chunk in chunks:
+        yield openai_format.sse(chunk)
+    yield openai_format.SSE_DONE
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    """OpenAI-compatible chat completions, streamed or not, billed in credits."""
+    if request.method != "POST":
+        return _error(MethodNotAllowed())
+    try:
+        api_key = await _authenticate(request)
+        parsed = openai_format.chat_completion_request(_json_body(request))
+        gateway = LLMGateway()
+        if parsed.request.stream:
+            stream = await gateway.stream_open(
+                parsed.request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
+            )
+            return _sse_response(_chat_completion_events(stream, parsed.include_usage, openai_format.now()))
+        response = await gateway.invoke(
+            parsed.request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
+        )
+        return JsonResponse(openai_format.completion(response))
+    except APIError as exc:
+        return _error(exc)
+
+
+async def _native_events(stream: GatewayStream):
+    try:
+        async for delta in stream:
+            if delta.content:
+                yield openai_format.sse({"content": delta.content})
+    except UpstreamError as exc:
+        yield openai_format.sse({"error": exc.as_dict()["error"]})
+        return
+    yield openai_format.sse({"response": openai_format.llm_response(stream.response)})
+    yield openai_format.SSE_DONE
+
+
+@csrf_exempt
+async def llm_chat(request: HttpRequest) -> HttpResponse:
+    """The native call: LLMRequest in, LLMResponse out (SSE of content pieces when `stream` is true)."""
+    if request.method != "POST":
+        return _error(MethodNotAllowed())
+    try:
+        api_key = await _authenticate(request)
+        llm_request = openai_format.llm_request(_json_body(request))
+        gateway = LLMGateway()
+        if llm_request.stream:
+            stream = await gateway.stream_open(
+                llm_request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
+            )
+            return _sse_response(_native_events(stream))
+        response = await gateway.invoke(
+            llm_request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
+        )
+        return JsonResponse(openai_format.llm_response(response))
+    except APIError as exc:
+        return _error(exc)
