@@ -1,3 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import apis
+
+urlpatterns = [
+    path("api/credits/balance", apis.CreditBalanceApi.as_view(), name="credits-balance"),
+    path("api/credits/transactions", apis.CreditTransactionListApi.as_view(), name="credits-transactions"),
+    path("api/credits/topup", apis.CreditTopupApi.as_view(), name="credits-topup"),
+    path("api/billing/checkout", apis.BillingCheckoutApi.as_view(), name="billing-checkout"),
+    path("api/billing/stripe/webhook", apis.StripeWebhookApi.as_view(), name="stripe-webhook"),
+]

@@ -212,6 +212,9 @@ CELERY_BEAT_SCHEDULE["monitoring.rollup_daily_usage"] = {
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
+# Holds left by a crashed worker go back to the user; the ledger is proved against the balances.
+CELERY_BEAT_SCHEDULE["billing-holds-expire"] = {"task": "billing.holds_expire", "schedule": 60}
+CELERY_BEAT_SCHEDULE["billing-ledger-reconcile"] = {"task": "billing.ledger_reconcile", "schedule": 3600}
 
 # --- Logging ----------------------------------------------------------------
 LOG_DIR = Path(env("LOG_DIR", default=str(BASE_DIR / "logs")))

@@ -1,6 +1,7 @@
 """Billing fixtures: funding accounts through the real services and running code in parallel threads."""
 
 import threading
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -46,3 +47,41 @@ def run_concurrently(func, count: int) -> list:
     for t in threads:
         t.join(timeout=120)
     return results
+
+
+@pytest.fixture
+def stripe_settings(settings):
+    from tests.billing.stripe_shapes import WEBHOOK_SECRET
+
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.STRIPE_SECRET_KEY = "sk_test_suite_key"
+    return settings
+
+
+@pytest.fixture
+def deliver(stripe_settings):
+    """deliver(event) posts a correctly signed webhook and returns the response."""
+    from django.test import Client
+
+    from tests.billing.stripe_shapes import body, sign
+
+    client = Client()
+
+    def _deliver(evt, *, signature=None, raw=None):
+        payload = raw if raw is not None else body(evt)
+        header = signature if signature is not None else sign(payload)
+        extra = {"HTTP_STRIPE_SIGNATURE": header} if header else {}
+        return client.post(
+            "/api/billing/stripe/webhook", data=payload, content_type="application/json", **extra
+        )
+
+    return _deliver
+
+
+def subprocess_database_url() -> str:
+    """The URL of the test database, for a server or worker started in a subprocess."""
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
