@@ -6,6 +6,7 @@ Selectors read it for routing and the model lists; `catalog_sync_apply` folds Op
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -151,3 +152,45 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
         "catalog sync: %s created, %s updated, %s skipped", report.created, report.updated, report.skipped
     )
     return report
+
+
+async def openrouter_models_fetch() -> dict[str, Any]:
+    """OpenRouter's public model list (`GET /models`), through the shared transport."""
+    from django.conf import settings
+
+    from . import transport
+    from .providers.base import UpstreamRequest
+
+    upstream = UpstreamRequest(
+        method="GET",
+        url=f"{settings.OPENROUTER_BASE_URL.rstrip('/')}/models",
+        headers={"accept": "application/json"},
+    )
+    response = await transport.send(
+        upstream,
+        provider=OPENROUTER,
+        connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
+        read_timeout=settings.UPSTREAM_READ_TIMEOUT,
+    )
+    if response.status != 200:
+        raise ValueError(f"OpenRouter /models answered HTTP {response.status}")
+    try:
+        return json.loads(response.body, parse_float=Decimal)
+    except ValueError:
+        raise ValueError("OpenRouter /models answered with a body that is not JSON") from None
+
+
+def catalog_sync_from_openrouter() -> SyncReport:
+    """Fetch OpenRouter's model list and fold it into the catalog (sync: for the Celery task)."""
+    from asgiref.sync import async_to_sync
+
+    from . import transport
+
+    async def fetch() -> dict[str, Any]:
+        try:
+            return await openrouter_models_fetch()
+        finally:
+            # This loop lives for one sync only; do not leave its pooled client behind.
+            await transport.transport_close()
+
+    return catalog_sync_apply(payload=async_to_sync(fetch)())

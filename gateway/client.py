@@ -23,7 +23,7 @@ from smartspec.errors import InvalidRequest
 
 from .catalog import CatalogModel, catalog_list, catalog_models_get
 from .pricing import ResolvedUsage, cost_usd_compute, messages_bytes, usage_resolve
-from .providers import direct_provider_for, provider_configs
+from .providers import provider_configs
 from .providers.base import ChatRequest, ChatResult
 from .routing import (
     DEMO,
@@ -32,6 +32,7 @@ from .routing import (
     RouteOptions,
     RoutePlan,
     attempts_run,
+    model_direct_providers,
     route_options_validate,
     route_plan,
 )
@@ -373,12 +374,9 @@ def get_available_models() -> list[dict[str, Any]]:
     configs = provider_configs()
     models = []
     for model in catalog_list():
-        serving = [p for p in model.providers if p in configs]
-        vendor = direct_provider_for(model.id)
-        if vendor in configs and vendor not in serving:
-            serving.append(vendor)
-        if OPENROUTER in serving and not settings.USE_OPENROUTER:
-            serving.remove(OPENROUTER)
+        serving = [p for p in model_direct_providers(model) if p in configs]
+        if OPENROUTER in model.providers and OPENROUTER in configs and settings.USE_OPENROUTER:
+            serving.insert(0, OPENROUTER)
         if not serving and DEMO in configs:
             # As in routing: the demo answers any model no configured provider serves.
             serving = [DEMO]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
@@ -178,10 +179,15 @@ def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":"), default=str).encode() + b"\n\n"
 
 
+def usd(value: Decimal) -> str:
+    """USD as a plain decimal string without trailing zeros ("0.00015")."""
+    return f"{value.normalize():f}"
+
+
 def _usage(response: LLMResponse) -> dict[str, Any]:
     return {
         **response.usage,
-        "cost": f"{response.cost_usd:f}",
+        "cost": usd(response.cost_usd),
         "credits": format_credits(response.credits_charged),
     }
 
@@ -251,7 +257,7 @@ def llm_response(response: LLMResponse) -> dict[str, Any]:
         "provider": response.provider,
         "task_type": response.task_type,
         "usage": response.usage,
-        "cost_usd": f"{response.cost_usd:f}",
+        "cost_usd": usd(response.cost_usd),
         "credits_charged": format_credits(response.credits_charged),
         "latency_ms": response.latency_ms,
         "fallback_used": response.fallback_used,

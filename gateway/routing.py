@@ -41,6 +41,9 @@ DEFAULT_TASK_TYPE = "simple"
 AUTO_MODEL = "auto"
 DEMO = "demo"
 MAX_FALLBACK_MODELS = 10
+# Direct providers whose model names are the catalog id minus its vendor (openai/gpt-4o -> gpt-4o),
+# so a model the catalog maps to no direct provider (e.g. one added by the sync) can still use them.
+SAME_NAME_PROVIDERS = ("openai", "google", "zai")
 PER_1K = Decimal(1000)
 PER_MILLION = Decimal(1_000_000)
 
@@ -208,8 +211,8 @@ def _openrouter_body(options: RouteOptions, chain: list[str]) -> dict[str, Any]:
     if options.zdr is not None:
         provider["zdr"] = options.zdr
     if options.max_price:
-        # OpenRouter caps are USD per million tokens; JSON wants numbers, and these are caps, not charges.
-        provider["max_price"] = {k: float(v * PER_1K) for k, v in options.max_price.items()}
+        # OpenRouter caps are USD per million tokens; ours are per 1K (the transport writes Decimals exactly).
+        provider["max_price"] = {k: v * PER_1K for k, v in options.max_price.items()}
     body: dict[str, Any] = {"provider": provider}
     if len(chain) > 1:
         body["models"] = chain
@@ -235,6 +238,15 @@ def _direct_order(attempts: list[Attempt], sort: str | None, model: CatalogModel
         return (unhealthy,)
 
     return sorted(attempts, key=key)
+
+
+def model_direct_providers(model: CatalogModel) -> list[str]:
+    """The direct providers that can serve `model` (configured or not), from the catalog's map."""
+    names = [p for p in model.providers if p not in (OPENROUTER, DEMO)]
+    vendor_default = direct_provider_for(model.id)
+    if not names and vendor_default in SAME_NAME_PROVIDERS:
+        names.append(vendor_default)
+    return names
 
 
 def _matrix_model(task_type: str, budget_priority: str) -> str:
@@ -301,10 +313,7 @@ def route_plan(*, options: RouteOptions) -> RoutePlan:
                         ),
                     )
                 )
-        direct_names = [p for p in model.providers if p not in (OPENROUTER, DEMO)]
-        vendor_default = direct_provider_for(model_id)
-        if vendor_default and vendor_default not in direct_names and vendor_default not in (OPENROUTER, DEMO):
-            direct_names.append(vendor_default)
+        direct_names = model_direct_providers(model)
         direct: list[Attempt] = []
         for name in direct_names:
             config = configs.get(name)

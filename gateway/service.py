@@ -102,13 +102,14 @@ def _close_sync(
     if billing.hold_id is not None:
         amount = usd_to_micro(outcome.cost_usd) if outcome is not None else 0
         if amount > 0:
-            hold_settle(
+            entry = hold_settle(
                 hold_id=billing.hold_id,
                 amount=amount,
                 description=f"{outcome.model} via {outcome.provider}",
                 reference=prepared.request_id,
             )
-            charged = amount
+            # Billing caps a charge at the hold plus what is available; report what it really took.
+            charged = -entry.amount if entry is not None else 0
         else:
             hold_release(hold_id=billing.hold_id)
     billing.charged = charged
@@ -125,7 +126,7 @@ def _close_sync(
             route=prepared.plan.route,
             prompt_tokens=outcome.usage.prompt_tokens if outcome else 0,
             completion_tokens=outcome.usage.completion_tokens if outcome else 0,
-            cost_usd=outcome.cost_usd if outcome else 0,
+            cost_usd=outcome.cost_usd if outcome else Decimal(0),
             credits=charged,
             hold=billing.hold_amount,
             latency_ms=latency_ms,

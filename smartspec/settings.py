@@ -99,7 +99,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
 # Periodic jobs; each app appends its own entries (see the apps' `tasks.py`).
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Catalog prices follow OpenRouter's list (gateway.tasks).
+    "gateway-catalog-sync": {
+        "task": "gateway.catalog_sync",
+        "schedule": env.int("CATALOG_SYNC_SECONDS", default=6 * 3600),
+    },
+}
 
 # --- Auth and the web -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,13 @@
+"""Celery tasks of the gateway: thin wrappers over services."""
+
+from dataclasses import asdict
+
+from celery import shared_task
+
+from .catalog import catalog_sync_from_openrouter
+
+
+@shared_task(name="gateway.catalog_sync")
+def catalog_sync() -> dict:
+    """Refresh catalog prices and context lengths from OpenRouter's model list."""
+    return asdict(catalog_sync_from_openrouter())
