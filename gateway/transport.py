@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
+from gateway.providers._common import tag
 from gateway.providers.base import UpstreamRequest
 from smartspec.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
@@ -115,19 +117,21 @@ def _build(client: httpx.AsyncClient, upstream: UpstreamRequest, connect_timeout
 def _map_exception(exc: httpx.HTTPError, provider: str) -> UpstreamError:
     """Our error for a network failure; the message names the provider, never the request."""
     if isinstance(exc, httpx.ConnectTimeout):
-        # httpx-aiohttp reports a refused connection as ConnectTimeout; its cause tells them apart.
+        # httpx-aiohttp reports every aiohttp connection error as ConnectTimeout; the cause tells them apart.
         cause = exc.__cause__
-        if cause is not None and not isinstance(cause, TimeoutError):
+        if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(cause, TimeoutError):
             error: UpstreamError = UpstreamUnavailable(f"Could not connect to {provider}.")
-        else:
+        elif cause is None or isinstance(cause, TimeoutError):
             error = UpstreamTimeout(f"Timed out connecting to {provider}.")
+        else:
+            error = UpstreamUnavailable(f"The connection to {provider} failed.")
     elif isinstance(exc, httpx.TimeoutException):
         error = UpstreamTimeout(f"{provider} did not answer in time.")
     elif isinstance(exc, httpx.ConnectError):
         error = UpstreamUnavailable(f"Could not connect to {provider}.")
     else:
         error = UpstreamUnavailable(f"The connection to {provider} failed.")
-    error.provider = provider
+    tag(error, provider)
     logger.warning("upstream %s: %s (%s)", provider, error.code, type(exc).__name__)
     return error
 

@@ -10,6 +10,8 @@ The key travels in the `x-goog-api-key` header, never in the URL.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +33,7 @@ from gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
-from smartspec.errors import UpstreamError, UpstreamUnavailable
+from smartspec.errors import UpstreamError, UpstreamRateLimited, UpstreamUnavailable
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -114,7 +116,14 @@ def _error(error: Any, provider: str, status: int | None = None, headers: dict[s
     if status is None:
         code = error.get("code") if isinstance(error, dict) else None
         status = code if isinstance(code, int) and 400 <= code < 600 else STATUS_CODES.get(word, 500)
-    return error_for_status(status, provider=provider, headers=headers, code=word)
+    mapped = error_for_status(status, provider=provider, headers=headers, code=word)
+    if isinstance(mapped, UpstreamRateLimited) and mapped.retry_after is None and isinstance(details, list):
+        # Google puts the wait in a RetryInfo detail ("32s") rather than a Retry-After header.
+        for detail in details:
+            delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+            if isinstance(delay, str) and re.fullmatch(r"\d+(\.\d+)?s", delay):
+                mapped.retry_after = math.ceil(float(delay[:-1]))
+    return mapped
 
 
 def _candidate(data: dict[str, Any], provider: str) -> tuple[str, list[dict[str, Any]], str | None]:
