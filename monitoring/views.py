@@ -37,6 +37,10 @@ def _balance(user) -> dict:
 @require_GET
 @login_required
 def dashboard(request):
+    # Stripe Checkout returns here (billing's success/cancel URLs); show the matching page.
+    outcome = request.GET.get("topup")
+    if outcome in ("success", "cancelled"):
+        return redirect("topup-success" if outcome == "success" else "topup-cancel")
     stats = LLMMonitoringService().get_comprehensive_stats(request.user.pk, CHART_DAYS)
     charts = {
         "daily": {

@@ -146,6 +146,11 @@ def test_topup_page_offers_amounts_with_their_credits(logged_in, user):
     assert "/api/billing/checkout" in html and "csrfmiddlewaretoken" in html
     assert "Thank you" in logged_in.get("/topup/success/").content.decode()
     assert "Nothing was charged" in logged_in.get("/topup/cancel/").content.decode()
+    # Billing's Checkout success/cancel URLs point at the dashboard with ?topup=...
+    assert (
+        logged_in.get("/", {"topup": "success", "session_id": "cs_test_a1"})["Location"] == "/topup/success/"
+    )
+    assert logged_in.get("/", {"topup": "cancelled"})["Location"] == "/topup/cancel/"
 
 
 def test_api_key_is_shown_once_and_can_be_revoked(logged_in, user):
