@@ -41,8 +41,9 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-worker: install .env
-	$(BIN)/celery -A smartspec worker --beat --loglevel=INFO
+# A worker with the beat scheduler embedded (one host); needs REDIS_URL. Beat keeps its state under var/.
+worker: migrate
+	$(BIN)/celery -A smartspec worker --beat --schedule=var/celerybeat-schedule --loglevel=INFO
 
 # Benchmarks (run by hand; needs PostgreSQL and Redis): prints a table, writes benchmarks/results/latest.json.
 bench: install-dev

@@ -20,3 +20,31 @@ def transactions_list(*, user, limit: int = 10) -> QuerySet[LedgerEntry]:
     """The user's ledger entries, newest first."""
     limit = max(1, min(limit, TRANSACTIONS_MAX_LIMIT))
     return LedgerEntry.objects.filter(account__user=user).order_by("-id")[:limit]
+
+
+def transactions_page(*, user, before_id: int | None = None, limit: int = 25) -> list[LedgerEntry]:
+    """One page of the user's ledger, newest first, starting below `before_id` (keyset paging on the
+    (account, -id) index, so deep pages cost the same as the first). Fetches one extra row so the
+    caller can tell whether an older page exists."""
+    limit = max(1, min(limit, TRANSACTIONS_MAX_LIMIT))
+    entries = LedgerEntry.objects.filter(account__user=user)
+    if before_id is not None:
+        entries = entries.filter(id__lt=before_id)
+    return list(entries.order_by("-id")[: limit + 1])
+
+
+def usage_hold_get(*, user, request_id: str) -> dict | None:
+    """How a call's hold went, for the call's page: {amount, state, charged, released, excess,
+    created_at, closed_at, expires_at} in micro-credits; None when the call placed no hold."""
+    from .models import CreditHold
+
+    hold = (
+        CreditHold.objects.filter(account__user=user, request_id=request_id, purpose=CreditHold.Purpose.USAGE)
+        .values("amount", "state", "charged", "excess", "created_at", "closed_at", "expires_at")
+        .first()
+    )
+    if hold is None:
+        return None
+    closed = hold["state"] != CreditHold.State.HELD
+    hold["released"] = hold["amount"] - hold["charged"] if closed else 0
+    return hold

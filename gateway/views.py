@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import Error as DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from smartspec.errors import (
     APIError,
     AuthenticationError,
+    Forbidden,
     InvalidRequest,
     MethodNotAllowed,
     ServiceUnavailable,
@@ -46,6 +49,21 @@ async def _authenticate(request: HttpRequest) -> ApiKey:
         # Never echo the presented key back.
         raise AuthenticationError("Invalid or revoked API key.")
     return api_key
+
+
+async def _caller(request: HttpRequest) -> tuple[Any, int | None]:
+    """The user and key of a call: an API key, or (the dashboard's playground) the signed-in session,
+    which must then carry the CSRF token like any other form post."""
+    if request.headers.get("Authorization"):
+        api_key = await _authenticate(request)
+        return api_key.user, api_key.pk
+    user = await request.auser()
+    if not user.is_authenticated:
+        raise AuthenticationError()
+    # The view is csrf_exempt for key callers; a session caller gets the middleware's own check.
+    if CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}) is not None:
+        raise Forbidden("CSRF token missing or incorrect.", code="csrf_failed")
+    return user, None
 
 
 def _json_body(request: HttpRequest) -> dict:
@@ -135,16 +153,16 @@ async def llm_chat(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _error(MethodNotAllowed())
     try:
-        api_key = await _authenticate(request)
+        user, api_key_id = await _caller(request)
         llm_request = openai_format.llm_request(_json_body(request))
         gateway = LLMGateway()
         if llm_request.stream:
             stream = await gateway.stream_open(
-                llm_request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
+                llm_request, user, api_key_id=api_key_id, request_id=request.request_id
             )
             return _sse_response(_native_events(stream))
         response = await gateway.invoke(
-            llm_request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
+            llm_request, user, api_key_id=api_key_id, request_id=request.request_id
         )
         return JsonResponse(openai_format.llm_response(response))
     except APIError as exc:

@@ -351,12 +351,21 @@ class ProviderHealthMonitor:
             "throughput_tps": (sum(s[3] for s in token_samples) / seconds) if seconds else None,
         }
 
-    def _healthy(self, samples: list, states: Iterable[dict], min_success_rate: float) -> bool:
-        states = list(states)
-        if any(state.get("down") for state in states):
+    def _healthy(
+        self, samples: list, provider_state: dict, model_state: dict | None, min_success_rate: float
+    ) -> bool:
+        if provider_state.get("down"):
             return False
-        # Failures from before the provider came back up are not held against it.
-        up_at = max((state.get("up_at") or 0 for state in states), default=0)
+        provider_up_at = provider_state.get("up_at") or 0
+        # A provider that came back up (probes included) clears a model's down mark set before it.
+        if (
+            model_state
+            and model_state.get("down")
+            and (model_state.get("last_error_at") or 0) > provider_up_at
+        ):
+            return False
+        # Failures from before the provider (or model) came back up are not held against it.
+        up_at = max(provider_up_at, (model_state or {}).get("up_at") or 0)
         recent = [s for s in self._in_window(samples) if s[0] > up_at]
         if len(recent) < self.min_samples:
             return True
@@ -369,7 +378,12 @@ class ProviderHealthMonitor:
         success rate in the window is below `min_success_rate` over enough samples."""
         pairs = [(provider, None)] + ([(provider, model)] if model else [])
         samples, states = self._read(pairs)
-        return self._healthy(samples[self._traffic_key(provider, model)], states.values(), min_success_rate)
+        return self._healthy(
+            samples[self._traffic_key(provider, model)],
+            states[self._state_key(provider, None)],
+            states[self._state_key(provider, model)] if model else None,
+            min_success_rate,
+        )
 
     def measured(self, provider: str, model: str | None = None) -> dict:
         """Real-traffic latency p50, throughput and success rate in the window (None when unknown)."""
@@ -390,12 +404,14 @@ class ProviderHealthMonitor:
         for provider, model in pairs:
             traffic = samples[self._traffic_key(provider, model)]
             state = states[self._state_key(provider, model)]
-            own_states = [state] if not model else [state, states.get(self._state_key(provider, None), {})]
+            provider_state = states.get(self._state_key(provider, None)) or {}
             row = {
                 "provider": provider,
                 "model": model,
                 **self._figures(traffic),
-                "healthy": self._healthy(traffic, own_states, 0.9),
+                "healthy": self._healthy(
+                    traffic, provider_state if model else state, state if model else None, 0.9
+                ),
                 "down": bool(state.get("down")),
                 "consecutive_failures": int(state.get("fails", 0)),
                 "last_error": state.get("last_error", ""),

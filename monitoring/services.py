@@ -10,11 +10,12 @@ import datetime as dt
 import logging
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from .health import ProviderHealthMonitor
-from .models import DailyUsage, RollupState, UsageRecord
+from .models import DailyUsage, ProviderHealthSnapshot, RollupState, UsageRecord
 from .selectors import GROUP_FIELDS, usage_aggregate
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ __all__ = [
     "ProviderHealthMonitor",
     "daily_usage_aggregate",
     "daily_usage_rollup",
+    "provider_health_snapshot_save",
+    "providers_probe_all",
     "usage_record_create",
 ]
 
@@ -133,3 +136,57 @@ def daily_usage_rollup(*, now: dt.datetime | None = None) -> dict:
     if closed != state.closed_through:
         RollupState.objects.filter(pk=state.pk).update(closed_through=closed, updated_at=now)
     return {"days": days, "rows": rows, "closed_through": closed.isoformat() if closed else None}
+
+
+def _as_time(ts: float | None) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC) if ts else None
+
+
+def provider_health_snapshot_save(*, monitor: ProviderHealthMonitor | None = None) -> int:
+    """Copy the live health figures into ProviderHealthSnapshot rows for admin; returns rows saved."""
+    monitor = monitor or ProviderHealthMonitor()
+    rows = monitor.get_all_provider_health()
+    for row in rows:
+        ProviderHealthSnapshot.objects.update_or_create(
+            provider=row["provider"],
+            model=row["model"] or "",
+            defaults={
+                "healthy": row["healthy"],
+                "success_rate": row["success_rate"],
+                "latency_p50_ms": row["latency_p50_ms"],
+                "latency_p95_ms": row["latency_p95_ms"],
+                "throughput_tps": row["throughput_tps"],
+                "requests": row["requests"],
+                "probe_ok": row["probe_ok"],
+                "last_error": row["last_error"][:200],
+                "last_probe_at": _as_time(row["last_probe_at"]),
+            },
+        )
+    return len(rows)
+
+
+# One probe round at a time across every worker and host (the lock lives in the shared cache).
+PROBE_LOCK_KEY = "monitoring:probe-lock"
+PROBE_LOCK_SECONDS = 50
+
+
+def providers_probe_all(
+    *, configs=None, transport=None, monitor: ProviderHealthMonitor | None = None
+) -> dict:
+    """Probe every configured provider once (list-models, never a generation), then save a health
+    snapshot. Skipped when another worker holds the probe lock. Returns {"probed": [...], "skipped": bool}."""
+    if not cache.add(PROBE_LOCK_KEY, "1", timeout=PROBE_LOCK_SECONDS):
+        return {"probed": [], "skipped": True}
+    try:
+        from .probes import providers_probe
+
+        if configs is None:
+            from gateway.providers import provider_configs
+
+            configs = list(provider_configs().values())
+        monitor = monitor or ProviderHealthMonitor()
+        results = providers_probe(configs=configs, transport=transport, monitor=monitor)
+        provider_health_snapshot_save(monitor=monitor)
+        return {"probed": results, "skipped": False}
+    finally:
+        cache.delete(PROBE_LOCK_KEY)

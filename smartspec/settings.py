@@ -216,6 +216,17 @@ HEALTH_UP_AFTER = env.int("HEALTH_UP_AFTER", default=2)
 # A success rate is only judged over at least this many real-traffic samples.
 HEALTH_MIN_SAMPLES = env.int("HEALTH_MIN_SAMPLES", default=5)
 HEALTH_KEY_PREFIX = env("HEALTH_KEY_PREFIX", default="ss:health")
+# One scheduler (beat) runs these; probes expire rather than pile up while no worker is listening.
+CELERY_BEAT_SCHEDULE["monitoring.probe_providers"] = {
+    "task": "monitoring.probe_providers",
+    "schedule": env.float("PROBE_INTERVAL_SECONDS", default=60.0),
+    "options": {"expires": 55},
+}
+CELERY_BEAT_SCHEDULE["monitoring.rollup_daily_usage"] = {
+    "task": "monitoring.rollup_daily_usage",
+    "schedule": 600.0,
+    "options": {"expires": 590},
+}
 
 # --- Stripe -----------------------------------------------------------------
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
