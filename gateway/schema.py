@@ -1,29 +1,15 @@
-"""OpenAPI for the gateway: the API key scheme, and the async chat views (plain Django views,
-which drf-spectacular cannot see) described through schema-only DRF views merged in by a hook."""
+"""OpenAPI for the async chat views: plain Django views, which drf-spectacular cannot see, are
+described through schema-only DRF views that a postprocessing hook merges into the schema."""
 
 from contextvars import ContextVar
 
 from django.urls import path
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.views import APIView
 
 from .openai_format import ChatCompletionInput, LLMRequestInput, LLMResponseOutput
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "gateway.authentication.ApiKeyAuthentication"
-    name = "ApiKeyAuth"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An API key: `Authorization: Bearer sk-ss-...`",
-        }
-
 
 _ERROR = OpenApiResponse(description='`{"error": {"message", "type", "code"}}`')
 _ERRORS = {

@@ -147,4 +147,4 @@ def test_openapi_schema_documents_the_gateway_endpoints(client):
     fields = schema["components"]["schemas"][body_ref]["properties"]
     assert {"messages", "model", "task_type", "budget_priority", "fallback_models", "provider"} <= set(fields)
     assert {"402", "502"} <= set(chat["responses"])
-    assert schema["components"]["securitySchemes"]["ApiKeyAuth"]["scheme"] == "bearer"
+    assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
