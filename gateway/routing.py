@@ -199,7 +199,10 @@ def _over_cap(model: CatalogModel, caps: dict[str, Decimal] | None) -> str:
         return ""
     for name, price in (("prompt", model.prompt_price), ("completion", model.completion_price)):
         if name in caps and price * PER_1K > caps[name]:
-            return f"{name} price ${price * PER_1K:f}/1K tokens exceeds max_price.{name} ${caps[name]:f}/1K"
+            per_1k = (price * PER_1K).normalize()
+            return (
+                f"{name} price ${per_1k:f}/1K tokens exceeds max_price.{name} ${caps[name].normalize():f}/1K"
+            )
     return ""
 
 

@@ -320,3 +320,16 @@ def http(api_key):
     from django.test import Client
 
     return Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+
+
+@pytest.fixture(autouse=True)
+def _close_worker_thread_connections(request):
+    """Async views reach the database from asgiref's shared worker thread; close its connection after
+    a transactional test so PostgreSQL can drop the test database at the end."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    if marker and marker.kwargs.get("transaction"):
+        from asgiref.sync import SyncToAsync
+        from django.db import connections
+
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
