@@ -45,6 +45,9 @@ from .routing import Attempt, attempt_request, attempts_run, chain_failed
 
 logger = logging.getLogger(__name__)
 
+CALL_HOLD_TTL = 900
+STREAM_HOLD_TTL = 3600
+
 
 @dataclass(slots=True)
 class Billing:
@@ -76,7 +79,13 @@ def _open_sync(
         prepared = chat_prepare_sync(request, request_id=request_id)
         billing = Billing(user=user, api_key_id=api_key_id, hold_amount=_hold_amount(prepared))
         if billing.hold_amount > 0:
-            hold = hold_place(user=user, amount=billing.hold_amount, request_id=prepared.request_id)
+            hold = hold_place(
+                user=user,
+                amount=billing.hold_amount,
+                request_id=prepared.request_id,
+                # A long stream must not outlive its hold (an expired hold can no longer be settled).
+                ttl_seconds=STREAM_HOLD_TTL if request.stream else CALL_HOLD_TTL,
+            )
             billing.hold_id = hold.pk
     except DatabaseError:
         # Fail closed: without the ledger no call may run.

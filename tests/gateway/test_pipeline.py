@@ -442,3 +442,26 @@ def test_zai_direct_for_glm(providers, funded_user, http):
     r = post(http, {"model": "z-ai/glm-4.7", "messages": HELLO, "use_openrouter": False})
     assert r.status_code == 200 and r.json()["provider"] == "zai"
     assert providers.bodies(ZAI_HOST)[0]["model"] == "glm-4.7"
+
+
+def test_ledger_down_is_503_and_no_upstream_is_called(providers, funded_user, http, monkeypatch):
+    from django.db import OperationalError
+
+    def down(**kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr("gateway.service.hold_place", down)
+    r = post(http, {"model": "openai/gpt-4o", "messages": HELLO})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "service_unavailable"
+    assert providers.calls == []
+
+
+def test_hot_path_query_count(providers, funded_user, http, django_assert_max_num_queries):
+    providers.on(OPENROUTER_HOST, lambda req, body: json_response(200, openrouter_completion()))
+    post(http, {"model": "openai/gpt-4o", "messages": HELLO})  # warm-up: account row exists
+    # Key, catalog (one query for the whole chain), hold (account, conditional update, hold row), settle
+    # (hold and account locks, balance, ledger entry, hold), usage row; the rest are test savepoints.
+    with django_assert_max_num_queries(20):
+        r = post(http, {"model": "openai/gpt-4o", "messages": HELLO})
+    assert r.status_code == 200
