@@ -16,7 +16,7 @@ from typing import Any
 from rest_framework import serializers
 
 from billing.credits import format_credits
-from smartspec.errors import APIError, InvalidRequest, as_api_error
+from smartspec.errors import InvalidRequest, as_api_error
 
 from .client import FORBIDDEN_FIELDS, PASSTHROUGH_PARAMS, LLMRequest, LLMResponse
 from .providers.base import StreamDelta
@@ -106,12 +106,9 @@ def _validated(serializer_cls, body: dict[str, Any]) -> dict[str, Any]:
                 f"{name} cannot be set by clients: the gateway chooses upstreams.", code="forbidden_field"
             )
     serializer = serializer_cls(data=body)
-    try:
-        serializer.is_valid(raise_exception=True)
-    except serializers.ValidationError as exc:
-        error = as_api_error(exc)
-        assert isinstance(error, APIError)
-        raise error
+    if not serializer.is_valid():
+        # One readable sentence in our error shape, as the DRF APIs give.
+        raise as_api_error(serializers.ValidationError(serializer.errors))
     return serializer.validated_data
 
 

@@ -33,6 +33,7 @@ from .client import (
     LLMResponse,
     Outcome,
     PreparedChat,
+    answering_model_id,
     chat_prepare_sync,
     health_record_sync,
     outcome_price_sync,
@@ -266,8 +267,6 @@ class GatewayStream:
 
     @property
     def model(self) -> str:
-        from .client import answering_model_id
-
         return (
             answering_model_id(self.attempt, self._reported_model)
             if self.attempt
