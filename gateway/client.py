@@ -275,7 +275,8 @@ def response_build(
     text: str,
 ) -> LLMResponse:
     plan = prepared.plan
-    first_planned = plan.runnable[0]
+    # Any step past the route's first, skipped ones included: the caller did not get its first choice.
+    first_choice = plan.attempts[0]
     winner = next((a for a in plan.attempts if a.status == "ok"), None)
     return LLMResponse(
         content=text,
@@ -290,7 +291,7 @@ def response_build(
         cost_usd=outcome.cost_usd,
         credits_charged=credits,
         latency_ms=latency_ms,
-        fallback_used=winner is not None and winner is not first_planned,
+        fallback_used=winner is not None and winner is not first_choice,
         attempts=plan.attempts_as_dicts(),
         request_id=prepared.request_id,
         finish_reason=result.finish_reason if result else None,

@@ -181,7 +181,7 @@ def test_max_price_skips_a_dear_model_and_says_why(providers, funded_user, http)
 
     assert r.status_code == 200, r.content
     body = r.json()
-    assert body["model"] == "openai/gpt-4o-mini" and body["fallback_used"] is False
+    assert body["model"] == "openai/gpt-4o-mini" and body["fallback_used"] is True
     skipped = body["attempts"][0]
     assert skipped["model"] == "openai/gpt-4o" and skipped["status"] == "skipped"
     assert "max_price.prompt" in skipped["reason"]
