@@ -252,8 +252,9 @@ class GatewayStream:
     billing: Billing
     attempt: Attempt | None = None
     response: LLMResponse | None = None
-    status: str = "ok"
-    error_class: str = ""
+    # "ok" only once the upstream has finished and the caller has read it all.
+    status: str = "cancelled"
+    error_class: str = "ClientDisconnected"
     _upstream: AsyncIterator[StreamDelta] | None = None
     _first: StreamDelta | None = None
     _parts: list[str] = field(default_factory=list)
@@ -325,6 +326,7 @@ class GatewayStream:
             async for delta in self._upstream:
                 self._take(delta)
                 yield delta
+            self.status, self.error_class = "ok", ""
         except asyncio.CancelledError:
             self.status, self.error_class = "cancelled", "ClientDisconnected"
             raise

@@ -6,6 +6,8 @@ with the project's one error format. Parsing and shaping live in `gateway.openai
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
 from typing import Any
@@ -35,6 +37,7 @@ from .service import GatewayStream, LLMGateway
 logger = logging.getLogger(__name__)
 
 _SCHEMES = ("bearer", "token")
+_closing: set[asyncio.Task] = set()
 
 
 async def _authenticate(request: HttpRequest) -> ApiKey:
@@ -83,8 +86,32 @@ def _error(exc: APIError) -> HttpResponse:
     return response
 
 
-def _sse_response(events) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
+class GatewayStreamingResponse(StreamingHttpResponse):
+    """SSE for one billed stream; closing the response closes the stream even if it was never read
+    (a client gone before the first byte), so its hold is settled or released, not left to expire."""
+
+    def __init__(self, events, stream: GatewayStream):
+        super().__init__(events, content_type="text/event-stream")
+        self._gateway_stream = stream
+        self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
+
+    def close(self) -> None:
+        super().close()
+        # Django calls close() from a worker thread; the stream belongs to the event loop (and runs
+        # in the view's context, not the worker thread's).
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._close_stream, context=self._context)
+
+    def _close_stream(self) -> None:
+        task = asyncio.ensure_future(self._gateway_stream.aclose())
+        # The loop keeps only weak references to tasks: hold this one until it is done.
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+def _sse_response(events, stream: GatewayStream) -> StreamingHttpResponse:
+    response = GatewayStreamingResponse(events, stream)
     response["Cache-Control"] = "no-cache"
     # Proxies such as nginx must pass each event on at once.
     response["X-Accel-Buffering"] = "no"
@@ -126,7 +153,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             stream = await gateway.stream_open(
                 parsed.request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
             )
-            return _sse_response(_chat_completion_events(stream, parsed.include_usage, openai_format.now()))
+            return _sse_response(
+                _chat_completion_events(stream, parsed.include_usage, openai_format.now()), stream
+            )
         response = await gateway.invoke(
             parsed.request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
         )
@@ -160,7 +189,7 @@ async def llm_chat(request: HttpRequest) -> HttpResponse:
             stream = await gateway.stream_open(
                 llm_request, user, api_key_id=api_key_id, request_id=request.request_id
             )
-            return _sse_response(_native_events(stream))
+            return _sse_response(_native_events(stream), stream)
         response = await gateway.invoke(
             llm_request, user, api_key_id=api_key_id, request_id=request.request_id
         )

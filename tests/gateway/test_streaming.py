@@ -268,3 +268,37 @@ def test_stream_that_produced_nothing_costs_nothing(providers, funded_user):
             LLMRequest(messages=HELLO, model="openai/gpt-4o"), funded_user
         )
     assert balance(funded_user) == before
+
+
+@streamed
+async def test_client_gone_before_the_first_byte_leaves_no_hold(providers, funded_user, api_key):
+    from django.test import AsyncRequestFactory
+
+    from gateway.views import chat_completions
+
+    providers.on(OPENROUTER_HOST, lambda req, body: sse_response(openrouter_stream()))
+    request = AsyncRequestFactory().post(
+        "/v1/chat/completions",
+        {"model": "openai/gpt-4o", "messages": HELLO, "stream": True},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    request.request_id = "gone-before-first-byte"
+    response = await chat_completions(request)
+    assert response.status_code == 200
+    assert (await sync_to_async(balance)(funded_user))["held"] > 0
+
+    await sync_to_async(response.close)()  # what Django does when the client is gone
+    for _ in range(100):
+        if (await sync_to_async(balance)(funded_user))["held"] == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert (await sync_to_async(balance)(funded_user))["held"] == 0
+    # The first piece had been received from the upstream: billed for it, flagged as estimated.
+    (row,) = await sync_to_async(usage_rows)()
+    assert (row.status, row.request_id, row.error_class) == (
+        "cancelled",
+        "gone-before-first-byte",
+        "ClientDisconnected",
+    )
+    assert row.completion_tokens == 1 and row.usage_estimated and row.credits > 0
