@@ -122,15 +122,16 @@ def test_dashboard_journey(monkeypatch, live_server, demo_only, django_user_mode
     page.wait_for_function(
         "() => window.Chart && Chart.getChart('chart-daily') && Chart.getChart('chart-models')"
     )
-    page.wait_for_timeout(600)  # let the entry animation finish before reading pixels
     for chart in ("chart-daily", "chart-models", "chart-providers"):
-        assert page.evaluate(CANVAS_DRAWN, chart), f"{chart} is blank"
+        # Fails with a timeout if the canvas never gets a single painted pixel.
+        page.wait_for_function(CANVAS_DRAWN, arg=chart, timeout=5000)
+    page.wait_for_timeout(800)  # cosmetic: the screenshot shows the charts after their entry animation
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
     # Phone width: no horizontal scrolling of the page itself.
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(300)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    # Charts re-fit after their resize observer fires; wait for that rather than a fixed pause.
+    page.wait_for_function("document.documentElement.scrollWidth <= window.innerWidth + 1", timeout=5000)
     page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})
 
