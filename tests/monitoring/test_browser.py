@@ -122,15 +122,16 @@ def test_dashboard_journey(monkeypatch, live_server, demo_only, django_user_mode
     page.wait_for_function(
         "() => window.Chart && Chart.getChart('chart-daily') && Chart.getChart('chart-models')"
     )
-    page.wait_for_timeout(600)  # let the entry animation finish before reading pixels
     for chart in ("chart-daily", "chart-models", "chart-providers"):
-        assert page.evaluate(CANVAS_DRAWN, chart), f"{chart} is blank"
+        # Fails with a timeout if the canvas never gets a single painted pixel.
+        page.wait_for_function(CANVAS_DRAWN, arg=chart, timeout=5000)
+    page.wait_for_timeout(800)  # cosmetic: the screenshot shows the charts after their entry animation
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
     # Phone width: no horizontal scrolling of the page itself.
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(300)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    # Charts re-fit after their resize observer fires; wait for that rather than a fixed pause.
+    page.wait_for_function("document.documentElement.scrollWidth <= window.innerWidth + 1", timeout=5000)
     page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})
 
@@ -152,3 +153,43 @@ def test_dashboard_journey(monkeypatch, live_server, demo_only, django_user_mode
     assert page.locator("tr", has_text="laptop").locator(".pill.error").inner_text() == "revoked"
 
     assert errors == []
+
+
+def test_topup_goes_through_stripe_checkout_and_back(live_server, settings, user, browser):
+    """The amount picker posts to /api/billing/checkout and follows the Checkout URL; Stripe's return
+    to the dashboard lands on the success page. Stripe's API is mocked with `responses`."""
+    from urllib.parse import parse_qs
+
+    import responses
+
+    settings.STRIPE_SECRET_KEY = "sk_test_browser_key"
+    back = f"{live_server.url}/?topup=success&session_id=cs_test_browser"
+    session = {
+        "id": "cs_test_browser",
+        "object": "checkout.session",
+        "amount_total": 5000,
+        "currency": "usd",
+        "client_reference_id": str(user.pk),
+        "livemode": False,
+        "mode": "payment",
+        "payment_status": "unpaid",
+        "status": "open",
+        "url": back,  # stands in for checkout.stripe.com, which redirects back here
+    }
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(15000)
+    with responses.RequestsMock() as stripe_api:
+        stripe_api.post("https://api.stripe.com/v1/checkout/sessions", json=session)
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", "pw-alice-123")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        page.goto(f"{live_server.url}/topup/")
+        page.check("input[name=amount_usd][value='50']")
+        page.click("text=Continue to payment")
+        page.wait_for_url(f"{live_server.url}/topup/success/")
+        assert "Thank you" in page.content()
+        sent = parse_qs(stripe_api.calls[0].request.body)
+    assert sent["line_items[0][price_data][unit_amount]"] == ["5000"]
+    assert sent["client_reference_id"] == [str(user.pk)]
