@@ -1,17 +1,44 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from .forms import ApiKeyLimitsForm
 from .models import ApiKey, ModelCatalogEntry, RoutingRule
 from .tasks import catalog_sync
 
 
+class ApiKeyAdminForm(ApiKeyLimitsForm):
+    class Meta(ApiKeyLimitsForm.Meta):
+        fields = ("name", *ApiKeyLimitsForm.Meta.fields)
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
+    form = ApiKeyAdminForm
+    list_display = (
+        "prefix",
+        "name",
+        "user",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "name", "user__username")
     readonly_fields = ("user", "prefix", "created_at", "last_used_at", "revoked_at")
-    fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    fields = (
+        "user",
+        "name",
+        "prefix",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "credits_per_day_credits",
+        "credits_per_month_credits",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     actions = ("revoke",)
 
     def has_add_permission(self, request):

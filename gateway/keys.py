@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from smartspec.errors import NotFound
 
+from .limits import key_limit_defaults
 from .models import ApiKey
 
 KEY_PREFIX = "sk-ss-"
@@ -65,16 +66,26 @@ def api_key_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiKey, s
     """Create a key; the raw key is returned once and never stored."""
     raw = key_generate()
     api_key = ApiKey.objects.create(
-        user=user, name=name[:100], prefix=raw[:VISIBLE_PREFIX_LEN], key_hash=key_hash(raw)
+        user=user,
+        name=name[:100],
+        prefix=raw[:VISIBLE_PREFIX_LEN],
+        key_hash=key_hash(raw),
+        **key_limit_defaults(),
     )
     return api_key, raw
 
 
-def api_key_revoke(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
-    """Revoke one of the user's own keys (another user's key is simply not found)."""
+def api_key_get(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
+    """One of the user's own keys (another user's key is simply not found)."""
     api_key = ApiKey.objects.filter(user=user, pk=key_id).first()
     if api_key is None:
         raise NotFound("No such API key.")
+    return api_key
+
+
+def api_key_revoke(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
+    """Revoke one of the user's own keys (another user's key is simply not found)."""
+    api_key = api_key_get(user=user, key_id=key_id)
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])

@@ -39,6 +39,7 @@ from .client import (
     outcome_price_sync,
     response_build,
 )
+from .limits import KeyLimits, Reservation, limits_admit, limits_settle
 from .pricing import ResolvedUsage, prompt_token_bound, worst_case_usd
 from .providers import provider_stream
 from .providers.base import StreamDelta
@@ -59,6 +60,7 @@ class Billing:
     hold_id: int | None = None
     hold_amount: int = 0
     charged: int = 0
+    reservation: Reservation = field(default_factory=Reservation)
 
 
 def _hold_amount(prepared: PreparedChat) -> int:
@@ -73,21 +75,36 @@ def _hold_amount(prepared: PreparedChat) -> int:
 
 
 def _open_sync(
-    request: LLMRequest, *, user, api_key_id: int | None, request_id: str | None
+    request: LLMRequest,
+    *,
+    user,
+    api_key_id: int | None,
+    request_id: str | None,
+    limits: KeyLimits | None = None,
 ) -> tuple[PreparedChat, Billing]:
-    """Validate, route and place the hold; nothing is spent if any of it fails."""
+    """Validate, route, admit under the key's limits and place the hold; nothing is spent if any fails."""
     try:
         prepared = chat_prepare_sync(request, request_id=request_id)
         billing = Billing(user=user, api_key_id=api_key_id, hold_amount=_hold_amount(prepared))
-        if billing.hold_amount > 0:
-            hold = hold_place(
-                user=user,
-                amount=billing.hold_amount,
-                request_id=prepared.request_id,
-                # A long stream must not outlive its hold (an expired hold can no longer be settled).
-                ttl_seconds=STREAM_HOLD_TTL if request.stream else CALL_HOLD_TTL,
-            )
-            billing.hold_id = hold.pk
+        billing.reservation = limits_admit(
+            limits=limits,
+            tokens=prompt_token_bound(prepared.chat.messages) + prepared.max_tokens,
+            credits=billing.hold_amount,
+        )
+        try:
+            if billing.hold_amount > 0:
+                hold = hold_place(
+                    user=user,
+                    amount=billing.hold_amount,
+                    request_id=prepared.request_id,
+                    # A long stream must not outlive its hold (an expired hold can no longer be settled).
+                    ttl_seconds=STREAM_HOLD_TTL if request.stream else CALL_HOLD_TTL,
+                )
+                billing.hold_id = hold.pk
+        except BaseException:
+            # A call that never starts uses none of its key's allowance.
+            limits_settle(reservation=billing.reservation, tokens=0, credits=0)
+            raise
     except DatabaseError:
         # Fail closed: without the ledger no call may run.
         logger.exception("database unavailable while opening a call")
@@ -123,6 +140,11 @@ def _close_sync(
         else:
             hold_release(hold_id=billing.hold_id)
     billing.charged = charged
+    limits_settle(
+        reservation=billing.reservation,
+        tokens=outcome.usage.total_tokens if outcome else 0,
+        credits=charged,
+    )
     try:
         from monitoring.services import usage_record_create
 
@@ -168,11 +190,12 @@ class LLMGateway:
         *,
         api_key_id: int | None = None,
         request_id: str | None = None,
+        limits: KeyLimits | None = None,
     ) -> LLMResponse:
         if isinstance(request, dict):
             request = LLMRequest(**request)
         prepared, billing = await sync_to_async(_open_sync)(
-            request, user=user, api_key_id=api_key_id, request_id=request_id
+            request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
         )
         started = time.monotonic()
         outcome: Outcome | None = None
@@ -221,6 +244,7 @@ class LLMGateway:
         *,
         api_key_id: int | None = None,
         request_id: str | None = None,
+        limits: KeyLimits | None = None,
     ) -> GatewayStream:
         """Hold credits and open the first attempt that yields a delta.
 
@@ -231,7 +255,7 @@ class LLMGateway:
             request = LLMRequest(**request)
         request.stream = True
         prepared, billing = await sync_to_async(_open_sync)(
-            request, user=user, api_key_id=api_key_id, request_id=request_id
+            request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
         )
         stream = GatewayStream(prepared=prepared, billing=billing)
         try:
