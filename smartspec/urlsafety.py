@@ -63,7 +63,7 @@ def base_url_validate(url: str, *, allow_private: bool) -> str:
     if address is not None:
         if address in METADATA_IPS or address.is_link_local:
             raise UnsafeURL(f"{url!r}: link-local and metadata addresses are never called.")
-        if address.is_multicast or address.is_unspecified or address.is_reserved:
+        if address.is_multicast or address.is_unspecified:
             raise UnsafeURL(f"{url!r}: not a unicast host address.")
         if not allow_private and not address.is_global:
             raise UnsafeURL(f"{url!r}: private and loopback addresses are refused outside DEBUG.")
