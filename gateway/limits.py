@@ -29,6 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+from rest_framework.throttling import BaseThrottle
 
 from billing.credits import MICRO_PER_CREDIT, format_credits
 from smartspec.errors import InvalidRequest, RateLimited, ServiceUnavailable
@@ -234,3 +235,19 @@ def limits_settle(*, reservation: Reservation, tokens: int, credits: int) -> Non
     except Exception:  # a counter left high only errs on the safe side until its window ends
         logger.warning("could not settle a rate-limit reservation", exc_info=True)
     reservation.held.clear()
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """The key's requests-per-minute limit on the DRF APIs too, on the same counter as its chat calls."""
+
+    def allow_request(self, request, view) -> bool:
+        key = request.auth
+        if getattr(key, "requests_per_minute", None) is None:
+            return True
+        # Raises RateLimited (429 with Retry-After, our error shape) when the minute is used up.
+        limits_admit(
+            limits=KeyLimits(key_id=key.pk, user_id=key.user_id, requests_per_minute=key.requests_per_minute),
+            tokens=0,
+            credits=0,
+        )
+        return True

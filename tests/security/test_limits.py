@@ -74,6 +74,18 @@ def test_requests_per_minute_is_shared_by_both_endpoints_then_429_with_retry_aft
     assert len(usage_rows()) == 2
 
 
+def test_requests_per_minute_covers_the_other_apis_on_the_same_counter(answering, funded_user, http):
+    set_limits(requests_per_minute=3)
+    assert http.get("/api/credits/balance").status_code == 200
+    assert post(http, {"model": "openai/gpt-4o", "messages": HELLO}).status_code == 200
+    assert http.get("/api/monitoring/usage").status_code == 200
+    for path in ("/api/credits/balance", "/api/credits/transactions", "/v1/models"):
+        r = http.get(path)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(r["Retry-After"]) <= 61
+    assert post(http, {"model": "openai/gpt-4o", "messages": HELLO}).status_code == 429
+
+
 def test_other_keys_and_unlimited_keys_are_not_affected(answering, funded_user, http):
     from gateway.keys import api_key_create
 
