@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
@@ -70,39 +71,56 @@ def account_get_or_create(*, user) -> CreditAccount:
 # --- Holds -------------------------------------------------------------------
 
 
+def _account_id_for(user, *, refresh: bool = False) -> int:
+    """The user's account id, cached: an account never moves to another user nor is deleted while
+    its user exists. Writers filter on both ids, so a stale entry can only miss, never misdirect."""
+    key = f"billing:account-id:{user.pk}"
+    account_id = None if refresh else cache.get(key)
+    if account_id is None:
+        account_id = account_get_or_create(user=user).pk
+        cache.set(key, account_id, 24 * 3600)
+    return account_id
+
+
 def hold_place(*, user, amount: int, request_id: str, ttl_seconds: int = 900) -> CreditHold:
-    """Reserve `amount` micro-credits for one call, only if the available credits cover it."""
+    """Reserve `amount` micro-credits for one call, only if the available credits cover it.
+
+    On the hot path: one conditional UPDATE and one INSERT in one transaction (no savepoint; a
+    duplicate request id rolls the whole hold back)."""
     _check_amount(amount)
     if not request_id:
         raise ValueError("request_id is required")
-    account = account_get_or_create(user=user)
-    with transaction.atomic():
-        # One conditional UPDATE: concurrent holds re-check the row after waiting for its lock.
-        placed = CreditAccount.objects.filter(
-            pk=account.pk, uncollectable=0, balance__gte=F("held") + amount
-        ).update(held=F("held") + amount, updated_at=timezone.now())
-        if not placed:
-            account.refresh_from_db()
-            if account.uncollectable:
-                raise InsufficientCredits(
-                    "This account has an unpaid shortfall from a refund or dispute; contact support.",
-                    code="account_shortfall",
-                )
-            raise InsufficientCredits(
-                f"Not enough credits: this request may cost up to {format_credits(amount)} credits, "
-                f"{format_credits(max(0, account.available))} available."
-            )
+    account = None
+    for refresh in (False, True):
+        account_id = _account_id_for(user, refresh=refresh)
+        now = timezone.now()
         try:
             with transaction.atomic():
-                hold = CreditHold.objects.create(
-                    account=account,
-                    request_id=request_id,
-                    amount=amount,
-                    expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
-                )
+                # One conditional UPDATE: concurrent holds re-check the row after waiting for its lock.
+                placed = CreditAccount.objects.filter(
+                    pk=account_id, user_id=user.pk, uncollectable=0, balance__gte=F("held") + amount
+                ).update(held=F("held") + amount, updated_at=now)
+                if placed:
+                    return CreditHold.objects.create(
+                        account_id=account_id,
+                        request_id=request_id,
+                        amount=amount,
+                        expires_at=now + timedelta(seconds=ttl_seconds),
+                    )
         except IntegrityError:
             raise Conflict("This request id already has a credit hold.", code="duplicate_request_id")
-    return hold
+        account = CreditAccount.objects.filter(pk=account_id, user_id=user.pk).first()
+        if account is not None:
+            break
+    if account.uncollectable:
+        raise InsufficientCredits(
+            "This account has an unpaid shortfall from a refund or dispute; contact support.",
+            code="account_shortfall",
+        )
+    raise InsufficientCredits(
+        f"Not enough credits: this request may cost up to {format_credits(amount)} credits, "
+        f"{format_credits(max(0, account.available))} available."
+    )
 
 
 def _hold_close(*, hold: CreditHold, account: CreditAccount, state: str) -> None:
@@ -122,12 +140,13 @@ def hold_settle(
     """
     _check_amount(amount)
     with transaction.atomic():
-        hold = CreditHold.objects.select_for_update().filter(pk=hold_id).first()
+        # One SELECT ... FOR UPDATE locks the hold and its account together (hold first, as everywhere).
+        hold = CreditHold.objects.select_for_update().select_related("account").filter(pk=hold_id).first()
         if hold is None:
             raise ValueError(f"no credit hold {hold_id}")
         if hold.state != CreditHold.State.HELD or hold.purpose != CreditHold.Purpose.USAGE:
             return None
-        account = _lock_account(hold.account_id)
+        account = hold.account
         if amount == 0:
             _hold_close(hold=hold, account=account, state=CreditHold.State.RELEASED)
             account.save(update_fields=["held", "updated_at"])

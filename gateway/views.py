@@ -12,7 +12,6 @@ import json
 import logging
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import Error as DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -30,6 +29,7 @@ from smartspec.errors import (
 )
 
 from . import openai_format
+from .db import run_db_step
 from .keys import api_key_authenticate
 from .models import ApiKey
 from .service import GatewayStream, LLMGateway
@@ -45,7 +45,7 @@ async def _authenticate(request: HttpRequest) -> ApiKey:
     if len(parts) != 2 or parts[0].lower() not in _SCHEMES:
         raise AuthenticationError()
     try:
-        api_key = await sync_to_async(api_key_authenticate)(parts[1])
+        api_key = await run_db_step(api_key_authenticate)(parts[1])
     except DatabaseError:
         raise ServiceUnavailable("The key store is unavailable; try again shortly.")
     if api_key is None:
