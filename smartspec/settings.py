@@ -103,7 +103,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "smartspec.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            # One pool per process (smartspec.cache); a burst of calls waits for a connection
+            # instead of failing once the pool is full.
+            "OPTIONS": {
+                "pool_class": "redis.BlockingConnectionPool",
+                "max_connections": env.int("REDIS_POOL_MAX_SIZE", default=64),
+                "timeout": 5,
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
