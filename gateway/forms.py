@@ -11,6 +11,7 @@ from django import forms
 
 from billing.credits import MICRO_PER_CREDIT, credits_to_micro
 
+from .keys import api_key_cache_drop
 from .models import ApiKey
 
 
@@ -50,4 +51,7 @@ class ApiKeyLimitsForm(forms.ModelForm):
         for name in ("credits_per_day", "credits_per_month"):
             value = self.cleaned_data.get(f"{name}_credits")
             setattr(self.instance, name, None if value is None else credits_to_micro(value))
-        return super().save(commit=commit)
+        api_key = super().save(commit=commit)
+        if commit:
+            api_key_cache_drop(api_key=api_key)
+        return api_key

@@ -8,7 +8,8 @@ Each call places a hold for its worst case (prompt upper bound + max_tokens at t
 the route) before any upstream is contacted, and settles it at the real cost afterwards, or releases
 it on failure. Settling runs in `finally` and is shielded from cancellation, so a client that hangs
 up mid-stream still pays for what was produced and no hold is left behind. No database transaction
-is open while a provider is called: every DB step is its own short `sync_to_async` call.
+is open while a provider is called: every DB step is its own short call (`gateway.db.run_db_step`), which
+gives its pooled connection back as soon as it is done.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import Error as DatabaseError
 
 from billing.credits import usd_to_micro
@@ -39,6 +39,7 @@ from .client import (
     outcome_price_sync,
     response_build,
 )
+from .db import run_db_step
 from .limits import KeyLimits, Reservation, limits_admit, limits_settle
 from .pricing import ResolvedUsage, prompt_token_bound, worst_case_usd
 from .providers import provider_stream
@@ -177,7 +178,7 @@ def _close_sync(
 
 async def _shielded(func, **kwargs):
     """Run a sync DB step to completion even if the awaiting task is being cancelled."""
-    return await asyncio.shield(asyncio.ensure_future(sync_to_async(func)(**kwargs)))
+    return await asyncio.shield(asyncio.ensure_future(run_db_step(func)(**kwargs)))
 
 
 class LLMGateway:
@@ -194,7 +195,7 @@ class LLMGateway:
     ) -> LLMResponse:
         if isinstance(request, dict):
             request = LLMRequest(**request)
-        prepared, billing = await sync_to_async(_open_sync)(
+        prepared, billing = await run_db_step(_open_sync)(
             request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
         )
         started = time.monotonic()
@@ -202,7 +203,7 @@ class LLMGateway:
         status, error_class = "error", ""
         try:
             result, attempt = await attempts_run(plan=prepared.plan, request=prepared.chat)
-            outcome = await sync_to_async(outcome_price_sync)(
+            outcome = await run_db_step(outcome_price_sync)(
                 prepared=prepared,
                 attempt=attempt,
                 reported_model=result.model,
@@ -254,7 +255,7 @@ class LLMGateway:
         if isinstance(request, dict):
             request = LLMRequest(**request)
         request.stream = True
-        prepared, billing = await sync_to_async(_open_sync)(
+        prepared, billing = await run_db_step(_open_sync)(
             request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
         )
         stream = GatewayStream(prepared=prepared, billing=billing)

@@ -12,7 +12,6 @@ import json
 import logging
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import Error as DatabaseError
@@ -33,6 +32,7 @@ from smartspec.errors import (
 )
 
 from . import openai_format
+from .db import run_db_step
 from .keys import api_key_authenticate
 from .limits import KeyLimits
 from .models import ApiKey
@@ -49,7 +49,7 @@ async def _authenticate(request: HttpRequest) -> ApiKey:
     if len(parts) != 2 or parts[0].lower() not in _SCHEMES:
         raise AuthenticationError()
     try:
-        api_key = await sync_to_async(api_key_authenticate)(parts[1])
+        api_key = await run_db_step(api_key_authenticate)(parts[1])
     except DatabaseError:
         raise ServiceUnavailable("The key store is unavailable; try again shortly.")
     if api_key is None:

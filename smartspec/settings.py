@@ -96,11 +96,34 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE makes writers queue for the lock instead of failing mid-transaction.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# PostgreSQL: a psycopg pool per process. An async worker may hold many calls open at once; each of
+# their short DB steps borrows a connection and gives it back (gateway.db), so the server sees at
+# most DB_POOL_MAX_SIZE connections per worker instead of one per open call. 0 turns the pool off.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=16)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "smartspec.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            # One pool per process (smartspec.cache); a burst of calls waits for a connection
+            # instead of failing once the pool is full.
+            "OPTIONS": {
+                "pool_class": "redis.BlockingConnectionPool",
+                "max_connections": env.int("REDIS_POOL_MAX_SIZE", default=64),
+                "timeout": 5,
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -185,6 +208,11 @@ SPECTACULAR_SETTINGS = {
 }
 # API keys are stored as HMAC-SHA256 under this secret; rotating it invalidates every key.
 API_KEY_SECRET = env_str("API_KEY_SECRET", SECRET_KEY)
+# Seconds a catalog model (prices, providers) is served from the cache; edits in admin and the sync
+# drop it at once.
+CATALOG_CACHE_SECONDS = env.int("CATALOG_CACHE_SECONDS", default=300)
+# Seconds a found API key is served from the shared cache; revocation takes effect at once anyway.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=60)
 
 # --- Providers and routing (DESIGN.md "Configuration") ----------------------
 USE_OPENROUTER = env.bool("USE_OPENROUTER", default=True)

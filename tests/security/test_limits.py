@@ -32,7 +32,12 @@ def worst_tokens(messages, max_tokens):
 
 
 def set_limits(**fields):
+    from gateway.keys import api_key_cache_drop
+
+    # A direct update bypasses the limits form, so drop the cached keys as the form does.
     ApiKey.objects.update(**fields)
+    for api_key in ApiKey.objects.all():
+        api_key_cache_drop(api_key=api_key)
 
 
 def usage_rows():
