@@ -28,6 +28,7 @@ from billing.credits import usd_to_micro
 from billing.services import hold_place, hold_release, hold_settle
 from smartspec.errors import APIError, ServiceUnavailable, UpstreamError
 
+from .aftercall import CallRecord, HealthSample, call_record
 from .client import (
     LLMRequest,
     LLMResponse,
@@ -35,7 +36,6 @@ from .client import (
     PreparedChat,
     answering_model_id,
     chat_prepare_sync,
-    health_record_sync,
     outcome_price_sync,
     response_build,
 )
@@ -117,15 +117,45 @@ def _close_sync(
     *,
     prepared: PreparedChat,
     billing: Billing,
-    outcome: Outcome | None,
+    priced: dict[str, Any] | None,
     attempts: list[Attempt],
     status: str,
     error_class: str = "",
     latency_ms: int,
     ttft_ms: int | None = None,
     stream: bool = False,
-) -> int:
-    """Settle or release the hold, then record usage and provider health. Returns micro-credits charged."""
+) -> Outcome | None:
+    """Price the answer (`priced`: the arguments of `outcome_price_sync`, None when nothing is to be
+    billed), settle or release the hold, then hand the usage row and provider health to
+    `gateway.aftercall`. One DB step; returns the outcome, `billing.charged` holds what was taken."""
+    outcome = None
+    try:
+        if priced is not None:
+            outcome = outcome_price_sync(prepared=prepared, **priced)
+    except Exception as exc:
+        # Unpriceable: release the hold (nothing is charged) and let the caller see the failure.
+        status, error_class = "error", type(exc).__name__
+        raise
+    finally:
+        _settle(prepared=prepared, billing=billing, outcome=outcome)
+        call_record(
+            record=_call_record(
+                prepared=prepared,
+                billing=billing,
+                outcome=outcome,
+                attempts=attempts,
+                status=status,
+                error_class=error_class,
+                latency_ms=latency_ms,
+                ttft_ms=ttft_ms,
+                stream=stream,
+            )
+        )
+    return outcome
+
+
+def _settle(*, prepared: PreparedChat, billing: Billing, outcome: Outcome | None) -> None:
+    """Charge the real cost against the hold (or release it), and shrink the key's reservation."""
     charged = 0
     if billing.hold_id is not None:
         amount = usd_to_micro(outcome.cost_usd) if outcome is not None else 0
@@ -146,34 +176,56 @@ def _close_sync(
         tokens=outcome.usage.total_tokens if outcome else 0,
         credits=charged,
     )
-    try:
-        from monitoring.services import usage_record_create
 
-        usage_record_create(
-            user_id=billing.user.pk,
-            api_key_id=billing.api_key_id,
-            request_id=prepared.request_id,
-            model=outcome.model if outcome else prepared.plan.model,
-            provider=outcome.provider if outcome else "",
-            task_type=prepared.plan.task_type,
-            route=prepared.plan.route,
-            prompt_tokens=outcome.usage.prompt_tokens if outcome else 0,
-            completion_tokens=outcome.usage.completion_tokens if outcome else 0,
-            cost_usd=outcome.cost_usd if outcome else Decimal(0),
-            credits=charged,
-            hold=billing.hold_amount,
-            latency_ms=latency_ms,
-            ttft_ms=ttft_ms,
-            attempts=prepared.plan.attempts_as_dicts(),
-            status=status,
-            error_class=error_class,
-            stream=stream,
-            usage_estimated=outcome.usage.estimated if outcome else False,
+
+def _call_record(
+    *,
+    prepared: PreparedChat,
+    billing: Billing,
+    outcome: Outcome | None,
+    attempts: list[Attempt],
+    status: str,
+    error_class: str,
+    latency_ms: int,
+    ttft_ms: int | None,
+    stream: bool,
+) -> CallRecord:
+    output_tokens = outcome.usage.completion_tokens if outcome else 0
+    usage = {
+        "user_id": billing.user.pk,
+        "api_key_id": billing.api_key_id,
+        "request_id": prepared.request_id,
+        "model": outcome.model if outcome else prepared.plan.model,
+        "provider": outcome.provider if outcome else "",
+        "task_type": prepared.plan.task_type,
+        "route": prepared.plan.route,
+        "prompt_tokens": outcome.usage.prompt_tokens if outcome else 0,
+        "completion_tokens": output_tokens,
+        "cost_usd": outcome.cost_usd if outcome else Decimal(0),
+        "credits": billing.charged,
+        "hold": billing.hold_amount,
+        "latency_ms": latency_ms,
+        "ttft_ms": ttft_ms,
+        "attempts": prepared.plan.attempts_as_dicts(),
+        "status": status,
+        "error_class": error_class,
+        "stream": stream,
+        "usage_estimated": outcome.usage.estimated if outcome else False,
+    }
+    # A snapshot: the attempts are not read again once the record is queued.
+    health = tuple(
+        HealthSample(
+            provider=a.provider,
+            model=a.model,
+            ok=a.status == "ok",
+            latency_ms=a.latency_ms,
+            output_tokens=output_tokens if a.status == "ok" else 0,
+            error_class=a.error_class,
         )
-    except Exception:  # the charge is in the ledger already; a lost usage row must not undo the answer
-        logger.exception("recording usage failed for request %s", prepared.request_id)
-    health_record_sync(attempts=attempts, output_tokens=outcome.usage.completion_tokens if outcome else 0)
-    return charged
+        for a in attempts
+        if a.status in ("ok", "error")
+    )
+    return CallRecord(usage=usage, health=health)
 
 
 async def _shielded(func, **kwargs):
@@ -199,17 +251,16 @@ class LLMGateway:
             request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
         )
         started = time.monotonic()
-        outcome: Outcome | None = None
+        priced: dict[str, Any] | None = None
         status, error_class = "error", ""
         try:
             result, attempt = await attempts_run(plan=prepared.plan, request=prepared.chat)
-            outcome = await run_db_step(outcome_price_sync)(
-                prepared=prepared,
-                attempt=attempt,
-                reported_model=result.model,
-                usage=result.usage,
-                text=result.content,
-            )
+            priced = {
+                "attempt": attempt,
+                "reported_model": result.model,
+                "usage": result.usage,
+                "text": result.content,
+            }
             status = "ok"
         except asyncio.CancelledError:
             status = "cancelled"
@@ -219,11 +270,11 @@ class LLMGateway:
             raise
         finally:
             latency_ms = int((time.monotonic() - started) * 1000)
-            await _shielded(
+            outcome = await _shielded(
                 _close_sync,
                 prepared=prepared,
                 billing=billing,
-                outcome=outcome,
+                priced=priced,
                 attempts=prepared.plan.attempts,
                 status=status,
                 error_class=error_class,
@@ -374,25 +425,23 @@ class GatewayStream:
             await _aclose(self._upstream)
         latency_ms = int((time.monotonic() - self._started) * 1000)
         text = "".join(self._parts)
-        outcome = None
+        priced = None
         if self.attempt is not None and (self._produced or (self.status == "ok" and self._usage is not None)):
-            outcome = await _shielded(
-                outcome_price_sync,
-                prepared=self.prepared,
-                attempt=self.attempt,
-                reported_model=self._reported_model,
-                usage=self._usage,
-                text=text,
-            )
+            priced = {
+                "attempt": self.attempt,
+                "reported_model": self._reported_model,
+                "usage": self._usage,
+                "text": text,
+            }
         attempts = self.prepared.plan.attempts
         if self.attempt is not None and self.status != "ok":
             self.attempt.status = "error" if self.status == "error" else "ok"
             self.attempt.error_class = self.error_class if self.status == "error" else ""
-        await _shielded(
+        outcome = await _shielded(
             _close_sync,
             prepared=self.prepared,
             billing=self.billing,
-            outcome=outcome,
+            priced=priced,
             attempts=attempts,
             status=self.status,
             error_class=self.error_class,

@@ -27,6 +27,7 @@ __all__ = [
     "provider_health_snapshot_save",
     "providers_probe_all",
     "usage_record_create",
+    "usage_records_create",
 ]
 
 # A day is closed (read from rollups only) once this long past its end, so a call
@@ -37,6 +38,61 @@ ROLLUP_MAX_DAYS = 31
 
 _ATTEMPT_FIELDS = ("model", "provider", "status", "error_class", "latency_ms", "reason")
 _STATUSES = {UsageRecord.STATUS_OK, UsageRecord.STATUS_ERROR, UsageRecord.STATUS_CANCELLED}
+
+
+def _usage_fields(
+    *,
+    user_id: int,
+    api_key_id: int | None,
+    request_id: str,
+    model: str,
+    provider: str,
+    task_type: str,
+    route: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cost_usd: Decimal,
+    credits: int,
+    hold: int,
+    latency_ms: int,
+    ttft_ms: int | None,
+    attempts: list[dict],
+    status: str,
+    error_class: str = "",
+    stream: bool = False,
+    usage_estimated: bool = False,
+) -> dict:
+    """A usage row's columns, checked (money as integers and a Decimal, a known status)."""
+    if status not in _STATUSES:
+        raise ValueError(f"unknown usage status {status!r}")
+    if not isinstance(credits, int) or not isinstance(hold, int):
+        raise TypeError("credits and hold are integer micro-credits")
+    if not isinstance(cost_usd, Decimal):
+        raise TypeError("cost_usd is a Decimal")
+    if not request_id:
+        raise ValueError("request_id is required")
+    clean_attempts = [{k: a.get(k) for k in _ATTEMPT_FIELDS if k in a} for a in attempts or []]
+    return {
+        "request_id": request_id,
+        "user_id": user_id,
+        "api_key_id": api_key_id,
+        "model": model or "",
+        "provider": provider or "",
+        "task_type": task_type or "",
+        "route": (route or "")[:100],
+        "prompt_tokens": max(0, int(prompt_tokens)),
+        "completion_tokens": max(0, int(completion_tokens)),
+        "cost_usd": cost_usd,
+        "credits": credits,
+        "hold": hold,
+        "latency_ms": max(0, int(latency_ms)),
+        "ttft_ms": None if ttft_ms is None else max(0, int(ttft_ms)),
+        "attempts": clean_attempts,
+        "status": status,
+        "error_class": (error_class or "")[:100],
+        "stream": stream,
+        "usage_estimated": usage_estimated,
+    }
 
 
 def usage_record_create(
@@ -63,46 +119,30 @@ def usage_record_create(
 ) -> UsageRecord:
     """Record one gateway call. `credits` and `hold` are micro-credits. A second call with the same
     `request_id` returns the first row unchanged, so a retried pipeline step never counts a call twice."""
-    if status not in _STATUSES:
-        raise ValueError(f"unknown usage status {status!r}")
-    if not isinstance(credits, int) or not isinstance(hold, int):
-        raise TypeError("credits and hold are integer micro-credits")
-    if not isinstance(cost_usd, Decimal):
-        raise TypeError("cost_usd is a Decimal")
-    clean_attempts = [{k: a.get(k) for k in _ATTEMPT_FIELDS if k in a} for a in attempts or []]
-    fields = {
-        "user_id": user_id,
-        "api_key_id": api_key_id,
-        "model": model or "",
-        "provider": provider or "",
-        "task_type": task_type or "",
-        "route": (route or "")[:100],
-        "prompt_tokens": max(0, int(prompt_tokens)),
-        "completion_tokens": max(0, int(completion_tokens)),
-        "cost_usd": cost_usd,
-        "credits": credits,
-        "hold": hold,
-        "latency_ms": max(0, int(latency_ms)),
-        "ttft_ms": None if ttft_ms is None else max(0, int(ttft_ms)),
-        "attempts": clean_attempts,
-        "status": status,
-        "error_class": (error_class or "")[:100],
-        "stream": stream,
-        "usage_estimated": usage_estimated,
-    }
+    fields = _usage_fields(**locals())
     # Insert first, look up only on a duplicate: one statement on the hot path. Outside a transaction
     # the INSERT is its own; inside one, a savepoint keeps a duplicate from breaking the caller's.
     try:
         if transaction.get_connection().in_atomic_block:
             with transaction.atomic():
-                return UsageRecord.objects.create(request_id=request_id, **fields)
-        return UsageRecord.objects.create(request_id=request_id, **fields)
+                return UsageRecord.objects.create(**fields)
+        return UsageRecord.objects.create(**fields)
     except IntegrityError:
-        record = UsageRecord.objects.filter(request_id=request_id).first()
-        if record is None:
+        existing = UsageRecord.objects.filter(request_id=fields["request_id"]).first()
+        if existing is None:
             raise
-        logger.info("usage record %s already exists; kept the first", request_id)
-        return record
+        logger.info("usage record %s already exists; kept the first", fields["request_id"])
+        return existing
+
+
+def usage_records_create(*, records: list[dict]) -> int:
+    """Record many gateway calls in one INSERT (each dict as for `usage_record_create`); a request id
+    already recorded keeps its first row. Returns how many rows were given. A record that fails its
+    checks raises before anything is written."""
+    rows = [UsageRecord(**_usage_fields(**record)) for record in records]
+    if rows:
+        UsageRecord.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
 
 
 def daily_usage_aggregate(*, day: dt.date) -> int:

@@ -8,7 +8,8 @@ to a second Django handler that runs only the project's async middleware. The
 dashboard's middleware (sessions, CSRF, auth, messages, security headers) is
 sync-only in Django: in an async handler each of them costs one or two hops to
 a worker thread per request, which was most of what the gateway added to a
-provider call (docs/PERFORMANCE.md).
+provider call (docs/PERFORMANCE.md). It also runs without Django's per-request
+thread: its database steps have their own shared threads.
 """
 
 import os
@@ -39,6 +40,13 @@ class ApiKeyPathHandler(ASGIHandler):
             super().load_middleware(is_async=is_async)
         finally:
             settings.MIDDLEWARE = full
+
+    async def __call__(self, scope, receive, send):
+        # Django wraps each request in a ThreadSensitiveContext, i.e. a new thread per request for
+        # its sync steps, started and joined every time. The gateway's DB steps run on a shared pool
+        # (gateway.db); what is left (the request signals, response.close) is a few microseconds on
+        # asgiref's one shared thread.
+        await self.handle(scope, receive, send)
 
 
 _site = ASGIStaticFilesHandler(get_asgi_application())

@@ -107,6 +107,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
+# The gateway's DB steps run on this many shared threads per worker (gateway.db); as many as the
+# pool has connections, so a step never queues for one. 0 runs them on Django's per-request thread.
+GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=DB_POOL_MAX_SIZE or 8)
+# The usage row and provider health of a call are written after its answer is sent (gateway.aftercall);
+# false writes them before (the test suite's default, like eager Celery).
+GATEWAY_DEFER_RECORDS = env.bool("GATEWAY_DEFER_RECORDS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")

@@ -19,6 +19,9 @@ os.environ.setdefault("ALLOWED_HOSTS", "*")
 os.environ.setdefault("ALLOW_PRIVATE_BASE_URLS", "true")
 # Tests write the catalog straight through the ORM; the tests of the cache turn it on themselves.
 os.environ.setdefault("CATALOG_CACHE_SECONDS", "0")
+# Usage rows and health written before the answer, as eager Celery runs tasks inline; the tests of
+# the deferred writer turn it on themselves.
+os.environ.setdefault("GATEWAY_DEFER_RECORDS", "false")
 os.environ.setdefault("LOG_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test-logs"))
 
 from .settings import *  # noqa: F403

@@ -8,6 +8,8 @@ trip to the hot path fails here.
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import pytest
 from django.db import connection as default_connection
@@ -16,10 +18,13 @@ from django.db.backends.signals import connection_created
 
 from tests.gateway.conftest import OPENROUTER_HOST, balance, json_response, openrouter_completion
 
-# PostgreSQL: hold, settle and the usage row are one statement each. SQLite (in-process, so these are
-# statements rather than network trips) runs the ORM transactions: BEGIN IMMEDIATE+UPDATE+INSERT+
-# COMMIT, BEGIN IMMEDIATE+SELECT+UPDATE+INSERT+UPDATE+COMMIT, INSERT.
-MAX_ROUND_TRIPS = {"postgresql": 3, "sqlite": 11}
+# On the request path, PostgreSQL: hold and settle are one statement each. SQLite (in-process, so
+# these are statements rather than network trips) runs the ORM transactions: BEGIN IMMEDIATE+UPDATE+
+# INSERT+COMMIT, BEGIN IMMEDIATE+SELECT+UPDATE+INSERT+UPDATE+COMMIT.
+MAX_ROUND_TRIPS = {"postgresql": 2, "sqlite": 10}
+# After the answer (gateway.aftercall): the usage row, one INSERT and its COMMIT (SQLite: and BEGIN), shared by every call
+# queued meanwhile.
+MAX_DEFERRED_ROUND_TRIPS = {"postgresql": 2, "sqlite": 3}
 BODY = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 16}
 
 
@@ -63,27 +68,60 @@ def round_trips(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_billed_call_round_trips(providers, funded_user, api_key, settings, round_trips):
+async def test_billed_call_round_trips(providers, funded_user, api_key, settings, round_trips, monkeypatch):
+    from asgiref.sync import sync_to_async
+
+    from gateway import aftercall
     from smartspec.asgi import application
 
     settings.CATALOG_CACHE_SECONDS = 300
+    settings.GATEWAY_DEFER_RECORDS = True
+    # The deferred writer waits until the answer is in, so the two counts cannot mix.
+    answered = threading.Event()
+    write = aftercall._records_write
+
+    def write_after_answer(batch):
+        assert answered.wait(timeout=10)
+        write(batch)
+
+    monkeypatch.setattr(aftercall, "_records_write", write_after_answer)
     providers.on(OPENROUTER_HOST, lambda req, body: json_response(200, openrouter_completion()))
     transport = httpx.ASGITransport(app=application)
     headers = {"Authorization": f"Bearer {api_key}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        answered.set()
         warm = await client.post("/v1/chat/completions", json=BODY, headers=headers)
         assert warm.status_code == 200, warm.text
+        assert await sync_to_async(aftercall.call_records_flush)()
+        answered.clear()
         round_trips.on = True
         response = await client.post("/v1/chat/completions", json=BODY, headers=headers)
         round_trips.on = False
+    path_sql, path_total = list(round_trips.sql), round_trips.total
+
+    round_trips.sql, round_trips.commits = [], 0
+    round_trips.on = True
+    answered.set()
+    assert await sync_to_async(aftercall.call_records_flush)()
+    round_trips.on = False
 
     assert response.status_code == 200, response.text
     # The second call was billed: OpenRouter's usage.cost of $0.000125 is 0.125 credits each call.
     assert response.json()["usage"]["credits"] == "0.125000"
-    from asgiref.sync import sync_to_async
-
     assert (await sync_to_async(balance)(funded_user))["balance"] == 100_000_000 - 2 * 125_000
-    sql = "\n".join(round_trips.sql)
-    assert "credithold" in sql and "ledgerentry" in sql and "usagerecord" in sql
+    sql = "\n".join(path_sql)
+    assert "credithold" in sql and "ledgerentry" in sql and "usagerecord" not in sql, sql
     assert "gateway_apikey" not in sql and "gateway_modelcatalogentry" not in sql, sql
-    assert round_trips.total <= MAX_ROUND_TRIPS[default_connection.vendor], sql
+    assert path_total <= MAX_ROUND_TRIPS[default_connection.vendor], sql
+    # The deferred write happened, after the answer, as one row of the call.
+    deferred = "\n".join(round_trips.sql)
+    assert "usagerecord" in deferred and "credithold" not in deferred, deferred
+    assert round_trips.total <= MAX_DEFERRED_ROUND_TRIPS[default_connection.vendor], deferred
+    rows = await sync_to_async(usage_rows)()
+    assert [(r.credits, r.status) for r in rows] == [(125_000, "ok"), (125_000, "ok")]
+
+
+def usage_rows():
+    from monitoring.models import UsageRecord
+
+    return list(UsageRecord.objects.order_by("id"))
