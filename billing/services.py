@@ -72,14 +72,25 @@ def account_get_or_create(*, user) -> CreditAccount:
 # --- Holds -------------------------------------------------------------------
 
 
+# user id -> account id, per process: the hot path's hold then needs no cache round trip either.
+_account_ids: dict[int, int] = {}
+_ACCOUNT_IDS_MAX = 10_000
+
+
 def _account_id_for(user, *, refresh: bool = False) -> int:
     """The user's account id, cached: an account never moves to another user nor is deleted while
-    its user exists. Writers filter on both ids, so a stale entry can only miss, never misdirect."""
+    its user exists. Writers filter on both ids, so a stale entry can only miss, never misdirect
+    (and a miss is retried with `refresh`)."""
+    if not refresh and (account_id := _account_ids.get(user.pk)) is not None:
+        return account_id
     key = f"billing:account-id:{user.pk}"
     account_id = None if refresh else cache.get(key)
     if account_id is None:
         account_id = account_get_or_create(user=user).pk
         cache.set(key, account_id, 24 * 3600)
+    if len(_account_ids) >= _ACCOUNT_IDS_MAX:
+        _account_ids.clear()
+    _account_ids[user.pk] = account_id
     return account_id
 
 

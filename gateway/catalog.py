@@ -9,6 +9,7 @@ Every call reads its route's models, so they are served from the shared cache fo
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from dataclasses import dataclass, field
@@ -77,14 +78,42 @@ def catalog_cache_clear(*, model_ids: list[str]) -> None:
         cache.delete_many([_cache_key(m) for m in model_ids])
 
 
+# Models a request's caller already read from the cache (with its API key, in one MGET).
+_primed: contextvars.ContextVar[dict[str, CatalogModel] | None] = contextvars.ContextVar(
+    "catalog_primed", default=None
+)
+
+
+def catalog_cache_keys(*, model_ids: list[str]) -> list[str]:
+    """The cache entries of these models, for a caller that reads them with other entries."""
+    if settings.CATALOG_CACHE_SECONDS <= 0:
+        return []
+    return [_cache_key(m) for m in dict.fromkeys(model_ids) if isinstance(m, str)]
+
+
+def catalog_prime(*, cached: dict[str, Any]) -> contextvars.Token:
+    """Serve the catalog entries found among `cached` (cache key -> value) to this request's
+    `catalog_models_get`; give the token to `catalog_unprime` when the request is done."""
+    models = {value.id: value for value in cached.values() if isinstance(value, CatalogModel)}
+    return _primed.set(models)
+
+
+def catalog_unprime(token: contextvars.Token) -> None:
+    _primed.reset(token)
+
+
 def catalog_models_get(*, model_ids: list[str]) -> dict[str, CatalogModel]:
     """The active catalog models among `model_ids` (unknown or inactive ids are absent)."""
     ids = set(model_ids)
     ttl = settings.CATALOG_CACHE_SECONDS
     found: dict[str, CatalogModel] = {}
     if ttl > 0:
-        cached = cache.get_many([_cache_key(m) for m in ids])
-        found = {model.id: model for model in cached.values() if isinstance(model, CatalogModel)}
+        primed = _primed.get() or {}
+        found = {m: primed[m] for m in ids if m in primed}
+        unread = ids - found.keys()
+        if unread:
+            cached = cache.get_many([_cache_key(m) for m in unread])
+            found.update({model.id: model for model in cached.values() if isinstance(model, CatalogModel)})
     missing = ids - found.keys()
     if missing:
         loaded = {

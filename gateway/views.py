@@ -32,8 +32,9 @@ from smartspec.errors import (
 )
 
 from . import openai_format
+from .catalog import catalog_cache_keys, catalog_prime, catalog_unprime
 from .db import run_db_step
-from .keys import api_key_authenticate
+from .keys import api_key_authenticate_prefetching
 from .limits import KeyLimits
 from .models import ApiKey
 from .service import GatewayStream, LLMGateway
@@ -44,25 +45,28 @@ _SCHEMES = ("bearer", "token")
 _closing: set[asyncio.Task] = set()
 
 
-async def _authenticate(request: HttpRequest) -> ApiKey:
+async def _authenticate(request: HttpRequest, *, prefetch: list[str] | None = None) -> tuple[ApiKey, dict]:
+    """The caller's key, and the `prefetch` cache entries read in the same round trip."""
     parts = request.headers.get("Authorization", "").split()
     if len(parts) != 2 or parts[0].lower() not in _SCHEMES:
         raise AuthenticationError()
     try:
-        api_key = await run_db_step(api_key_authenticate)(parts[1])
+        api_key, cached = await run_db_step(api_key_authenticate_prefetching)(
+            parts[1], cache_keys=prefetch or []
+        )
     except DatabaseError:
         raise ServiceUnavailable("The key store is unavailable; try again shortly.")
     if api_key is None:
         # Never echo the presented key back.
         raise AuthenticationError("Invalid or revoked API key.")
-    return api_key
+    return api_key, cached
 
 
 async def _caller(request: HttpRequest) -> tuple[Any, ApiKey | None]:
     """The user and key of a call: an API key, or (the dashboard's playground) the signed-in session,
     which must then carry the CSRF token like any other form post."""
     if request.headers.get("Authorization"):
-        api_key = await _authenticate(request)
+        api_key, _ = await _authenticate(request)
         return api_key.user, api_key
     user = await request.auser()
     if not user.is_authenticated:
@@ -156,9 +160,19 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     """OpenAI-compatible chat completions, streamed or not, billed in credits."""
     if request.method != "POST":
         return _error(MethodNotAllowed())
+    primed = None
     try:
-        api_key = await _authenticate(request)
-        parsed = openai_format.chat_completion_request(_json_body(request))
+        # Parsed before the key is checked, so the key and the route's catalog entries are read in one
+        # cache round trip; a bad body is still answered after a bad key (401 first).
+        try:
+            parsed, invalid = openai_format.chat_completion_request(_json_body(request)), None
+        except APIError as exc:
+            parsed, invalid = None, exc
+        route = [parsed.request.model, *(parsed.request.fallback_models or [])] if parsed else []
+        api_key, cached = await _authenticate(request, prefetch=catalog_cache_keys(model_ids=route))
+        if invalid is not None:
+            raise invalid
+        primed = catalog_prime(cached=cached)
         gateway = LLMGateway()
         ids = {
             "api_key_id": api_key.pk,
@@ -174,6 +188,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return JsonResponse(openai_format.completion(response))
     except APIError as exc:
         return _error(exc)
+    finally:
+        if primed is not None:
+            catalog_unprime(primed)
 
 
 async def _native_events(stream: GatewayStream):

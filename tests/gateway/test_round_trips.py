@@ -2,8 +2,8 @@
 
 The call goes through the production ASGI application (`smartspec.asgi.application`, the lean
 API-key handler included) with the key, the catalog and the account id already cached. Every SQL
-statement and every COMMIT sent by any thread's connection is counted; a change that adds a round
-trip to the hot path fails here.
+statement and every COMMIT sent by any thread's connection is counted, on the request path and, apart,
+in the usage row written after the answer; a change that adds a round trip to either fails here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import httpx
 import pytest
 from django.db import connection as default_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.signals import connection_created
+from django.db.backends.utils import CursorWrapper
 
 from tests.gateway.conftest import OPENROUTER_HOST, balance, json_response, openrouter_completion
 
@@ -29,30 +29,28 @@ BODY = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hi"}
 
 
 class RoundTrips:
-    """Counts statements (execute wrappers on every connection, whichever thread opens it) and commits."""
+    """Counts statements (every cursor of every connection, whichever thread holds it) and commits."""
 
     def __init__(self, monkeypatch):
         self.sql: list[str] = []
         self.commits = 0
         self.on = False
         original_commit = BaseDatabaseWrapper.commit
+        original_execute = CursorWrapper._execute_with_wrappers
 
         def commit(wrapper):
             if self.on:
                 self.commits += 1
             return original_commit(wrapper)
 
+        def execute(cursor, sql, params, many, executor):
+            if self.on:
+                self.sql.append(sql)
+            return original_execute(cursor, sql, params, many, executor)
+
         monkeypatch.setattr(BaseDatabaseWrapper, "commit", commit)
-
-    def _execute(self, execute, sql, params, many, context):
-        if self.on:
-            self.sql.append(sql)
-        return execute(sql, params, many, context)
-
-    def attach(self, sender, connection, **kwargs):
-        # A pooled connection taken again fires this once more for the same wrapper object.
-        if self._execute not in connection.execute_wrappers:
-            connection.execute_wrappers.append(self._execute)
+        # The DB-step threads keep their connections between calls: count at the cursor, not at connect.
+        monkeypatch.setattr(CursorWrapper, "_execute_with_wrappers", execute)
 
     @property
     def total(self) -> int:
@@ -61,10 +59,7 @@ class RoundTrips:
 
 @pytest.fixture
 def round_trips(monkeypatch):
-    counter = RoundTrips(monkeypatch)
-    connection_created.connect(counter.attach)
-    yield counter
-    connection_created.disconnect(counter.attach)
+    return RoundTrips(monkeypatch)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -125,3 +120,64 @@ def usage_rows():
     from monitoring.models import UsageRecord
 
     return list(UsageRecord.objects.order_by("id"))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_billed_call_reads_the_cache_once(providers, funded_user, api_key, settings, monkeypatch):
+    """The key and the route's catalog entries in one MGET; the account id is known to the process;
+    provider health is written after the answer."""
+    from asgiref.sync import sync_to_async
+    from django.core.cache import caches
+
+    from gateway import aftercall
+    from smartspec.asgi import application
+
+    settings.CATALOG_CACHE_SECONDS = 300
+    settings.GATEWAY_DEFER_RECORDS = True
+    answered = threading.Event()
+    write = aftercall._records_write
+
+    def write_after_answer(batch):
+        # Health on the local-memory cache goes through the same backend: keep it out of the count.
+        assert answered.wait(timeout=10)
+        write(batch)
+
+    monkeypatch.setattr(aftercall, "_records_write", write_after_answer)
+    backend = type(caches["default"])
+    reads: list[tuple[str, list[str]]] = []
+    nested = threading.local()
+    counting = False
+    for name in ("get", "get_many", "has_key"):
+        original = getattr(backend, name)
+
+        def spy(self, key, *args, _name=name, _original=original, **kwargs):
+            # One entry per call from the gateway (local memory's get_many calls its own get).
+            outer = not getattr(nested, "active", False)
+            if counting and outer:
+                reads.append((_name, list(key) if _name == "get_many" else [key]))
+            nested.active = True
+            try:
+                return _original(self, key, *args, **kwargs)
+            finally:
+                nested.active = not outer
+
+        monkeypatch.setattr(backend, name, spy)
+    providers.on(OPENROUTER_HOST, lambda req, body: json_response(200, openrouter_completion()))
+    transport = httpx.ASGITransport(app=application)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        answered.set()
+        warm = await client.post("/v1/chat/completions", json=BODY, headers=headers)
+        assert await sync_to_async(aftercall.call_records_flush)()
+        answered.clear()
+        counting = True
+        response = await client.post("/v1/chat/completions", json=BODY, headers=headers)
+        counting = False
+    answered.set()
+    assert await sync_to_async(aftercall.call_records_flush)()
+
+    assert warm.status_code == 200 and response.status_code == 200, response.text
+    assert len(reads) == 1, reads
+    ((name, keys),) = reads
+    assert name == "get_many" and len(keys) == 2
+    assert keys[0].startswith("apikey:") and keys[1] == "catalog:openai/gpt-4o"
