@@ -136,6 +136,8 @@ def gateway_env(upstream_port: int) -> dict:
         "LOG_DIR": str(ROOT / "var" / "bench-logs"),
         "OPENROUTER_API_KEY": "sk-or-bench-not-a-real-key",
         "OPENROUTER_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
+        # The fake upstream listens on loopback, which the SSRF check refuses outside DEBUG.
+        "ALLOW_PRIVATE_BASE_URLS": "true",
         "CELERY_TASK_ALWAYS_EAGER": "true",
     }
 
@@ -238,7 +240,11 @@ def summarize(r: dict) -> None:
             f"{s4['completed']} completed, {s4['errors']} errors, peak RSS {s4['peak_rss_mb']} MB/worker",
             "all complete, <= 300 MB",
         ),
-        ("S5 DB round trips per billed call", str(s5["queries"]), "<= 6"),
+        (
+            "S5 DB round trips per billed call",
+            f"{s5['queries']} before the answer, +{s5.get('deferred', {}).get('queries', 0)} after it",
+            "<= 6",
+        ),
     ]
     width = max(len(a) for a, _, _ in rows)
     print(f"\n{'scenario'.ljust(width)} | result | target")

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartspec.settings")
 
@@ -51,6 +52,9 @@ class ApiKeyPathHandler(ASGIHandler):
 
 _site = ASGIStaticFilesHandler(get_asgi_application())
 _api = ApiKeyPathHandler()
+# Import the URLconf (and with it the views, providers and HTTP client) now: Django does it on the
+# first request, which then waits a second or more while every module loads.
+get_resolver().resolve("/v1/chat/completions")
 
 
 async def application(scope, receive, send):
