@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from rest_framework import serializers
 
 from billing.credits import format_credits
@@ -384,8 +385,15 @@ def now() -> int:
     return int(time.time())
 
 
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # beyond orjson (an integer over 64 bits from an upstream's tool call)
+        return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
 def sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":"), default=str).encode() + b"\n\n"
+    return b"data: " + _dumps(payload) + b"\n\n"
 
 
 def usd(value: Decimal) -> str:
@@ -432,16 +440,50 @@ def _chunk(stream, created: int, delta: dict[str, Any], finish_reason: str | Non
     }
 
 
-def completion_chunk(stream, delta: StreamDelta, created: int, *, first: bool) -> dict[str, Any] | None:
-    """The chunk for one upstream delta; None for a delta with nothing for the client (usage only)."""
-    body: dict[str, Any] = {"role": "assistant"} if first else {}
-    if delta.content:
-        body["content"] = delta.content
-    if delta.tool_calls:
-        body["tool_calls"] = delta.tool_calls
-    if not body and not delta.finish_reason:
-        return None
-    return _chunk(stream, created, body, delta.finish_reason)
+_CHUNK_TAIL_NULL = b',"finish_reason":null,"logprobs":null}]}\n\n'
+
+
+class CompletionChunks:
+    """One stream's OpenAI chunks as SSE events. Everything before the delta (id, created, model,
+    provider) is the same in every chunk: it is serialized once, again only if the answering model
+    changes, and each delta appends its own bytes."""
+
+    def __init__(self, stream, created: int):
+        self._stream = stream
+        self._created = created
+        self._for: tuple[str, str] | None = None
+        self._head = b""
+
+    def _prefix(self) -> bytes:
+        answering = (self._stream.model, self._stream.provider)
+        if answering != self._for:
+            head = _dumps(_chunk(self._stream, self._created, {}, None))
+            # `..."choices":[{"index":0,"delta":` : the chunk up to where each delta differs.
+            self._head = b"data: " + head[: head.index(b'"delta":') + len(b'"delta":')]
+            self._for = answering
+        return self._head
+
+    def event(self, delta: StreamDelta, *, first: bool) -> bytes | None:
+        """The event for one upstream delta; None for a delta with nothing for the client (usage only)."""
+        if delta.content and not first and not delta.tool_calls and not delta.finish_reason:
+            # The common case: one piece of text.
+            return self._prefix() + b'{"content":' + _dumps(delta.content) + b"}" + _CHUNK_TAIL_NULL
+        body: dict[str, Any] = {"role": "assistant"} if first else {}
+        if delta.content:
+            body["content"] = delta.content
+        if delta.tool_calls:
+            body["tool_calls"] = delta.tool_calls
+        if not body and not delta.finish_reason:
+            return None
+        if delta.finish_reason is None:
+            return self._prefix() + _dumps(body) + _CHUNK_TAIL_NULL
+        return (
+            self._prefix()
+            + _dumps(body)
+            + b',"finish_reason":'
+            + _dumps(delta.finish_reason)
+            + b',"logprobs":null}]}\n\n'
+        )
 
 
 def completion_final_chunks(

@@ -136,21 +136,21 @@ def _sse_response(events, stream: GatewayStream) -> StreamingHttpResponse:
 async def _chat_completion_events(stream: GatewayStream, include_usage: bool, created: int):
     """OpenAI's SSE framing: one `data: {chunk}` per delta, usage last when asked, then `[DONE]`."""
     first, finish_sent = True, False
+    chunks = openai_format.CompletionChunks(stream, created)
     try:
         async for delta in stream:
-            chunk = openai_format.completion_chunk(stream, delta, created, first=first)
-            if chunk is not None:
+            event = chunks.event(delta, first=first)
+            if event is not None:
                 first = False
                 finish_sent = finish_sent or bool(delta.finish_reason)
-                yield openai_format.sse(chunk)
+                yield event
     except UpstreamError as exc:
         # The stream broke after output started; OpenAI's SDK raises on an `error` event.
         yield openai_format.sse({"error": exc.as_dict()["error"]})
         return
-    chunks = openai_format.completion_final_chunks(
+    for chunk in openai_format.completion_final_chunks(
         stream, created, include_usage=include_usage, finish_sent=finish_sent
-    )
-    for chunk in chunks:
+    ):
         yield openai_format.sse(chunk)
     yield openai_format.SSE_DONE
 
