@@ -12,6 +12,7 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
@@ -116,12 +117,23 @@ def _statement_atomic():
     return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
 
 
+# A hold on its own (the gateway's, outside any transaction) does not wait for its WAL flush: the
+# account row's lock is then held for the statement only, not for a disk write. It moves no money
+# (balance and ledger are untouched) and the call's settle, a durable commit, flushes the WAL up to it
+# before any charge is answered. A PostgreSQL crash in between can only lose the hold itself; the
+# call's settle then finds no hold and charges nothing. Balance and `held` stay in one transaction.
+_HOLD_PLACE_ASYNC_SQL = "SET LOCAL synchronous_commit TO OFF;\n" + _HOLD_PLACE_SQL
+
+
 def _hold_place_pg(*, account_id, user_id, amount, request_id, now, expires_at) -> CreditHold | None:
     """The conditional UPDATE and the hold's INSERT as one statement: the account row is locked
     inside the server only, never while this thread waits for the GIL or the network."""
+    # Inside a caller's transaction the caller's commit decides (and SET LOCAL would reach it).
+    lone = not connection.in_atomic_block and settings.HOLD_ASYNC_COMMIT
     with _statement_atomic(), connection.cursor() as cursor:
+        # Both statements go in one simple query, which PostgreSQL runs as one implicit transaction.
         cursor.execute(
-            _HOLD_PLACE_SQL,
+            _HOLD_PLACE_ASYNC_SQL if lone else _HOLD_PLACE_SQL,
             {
                 "amount": amount,
                 "now": now,
@@ -131,6 +143,8 @@ def _hold_place_pg(*, account_id, user_id, amount, request_id, now, expires_at) 
                 "expires_at": expires_at,
             },
         )
+        if lone:
+            cursor.nextset()  # past the SET's empty result
         row = cursor.fetchone()
     if row is None:
         return None

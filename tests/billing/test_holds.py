@@ -158,3 +158,48 @@ def test_hot_path_query_counts(user, fund, django_assert_max_num_queries):
         services.hold_settle(hold_id=hold.pk, amount=C // 2)
     with django_assert_max_num_queries(1):
         selectors.balance_get(user=user)
+
+
+def _synchronous_commit() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("async_commit", [True, False])
+def test_a_lone_hold_skips_only_its_own_wal_wait(user, fund, settings, async_commit):
+    """Outside a transaction the hold's statement carries SET LOCAL synchronous_commit=off (one
+    round trip, one implicit transaction); the session, a caller's transaction and the settle keep
+    durable commits."""
+    from django.db import connection, transaction
+
+    settings.HOLD_ASYNC_COMMIT = async_commit
+    fund(user, 10)
+    sent: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        hold = services.hold_place(user=user, amount=3 * C, request_id="lone")
+    # (A stale cached account id from another test adds a lookup and a retry: only the hold is asserted.)
+    placing = [sql for sql in sent if "INSERT INTO billing_credithold" in sql]
+    assert placing and all(("SET LOCAL synchronous_commit TO OFF" in sql) is async_commit for sql in placing)
+    assert _synchronous_commit() == "on"
+    assert selectors.balance_get(user=user) == {"balance": 10 * C, "held": 3 * C, "available": 7 * C}
+    assert CreditHold.objects.get(pk=hold.pk).request_id == "lone"
+
+    sent.clear()
+    with transaction.atomic(), connection.execute_wrapper(record):
+        inner = services.hold_place(user=user, amount=2 * C, request_id="in-a-transaction")
+        assert _synchronous_commit() == "on"
+    assert not any("SET LOCAL" in sql for sql in sent)
+
+    services.hold_settle(hold_id=hold.pk, amount=C)
+    services.hold_release(hold_id=inner.pk)
+    assert selectors.balance_get(user=user) == {"balance": 9 * C, "held": 0, "available": 9 * C}
