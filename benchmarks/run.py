@@ -168,7 +168,11 @@ def main() -> None:
         print("S0b minimal Django proxy", flush=True)
         uvicorn("benchmarks.minimal_proxy:application", proxy, workers=2, env={"UPSTREAM_URL": upstream})
         wait_http(f"http://127.0.0.1:{proxy}/")
-        results["S0b"] = {"c64": wrk(f"http://127.0.0.1:{proxy}/v1/chat/completions", 64)}
+        results["S0b"] = {
+            "c64": wrk(f"http://127.0.0.1:{proxy}/v1/chat/completions", 64),
+            # What our stack (Django + the HTTP client) adds at 1 connection before any gateway work.
+            "c1": wrk(f"http://127.0.0.1:{proxy}/v1/chat/completions", 1),
+        }
 
         print("S1/S2 full gateway", flush=True)
         gw_proc = uvicorn("smartspec.asgi:application", gw, workers=2, env=env)
@@ -217,7 +221,16 @@ def summarize(r: dict) -> None:
     ttft_added = s3["gateway"]["ttft_p50_ms"] - s3["upstream"]["ttft_p50_ms"]
     rows = [
         ("S0 upstream alone, 64 conns", f"{s0['c64']['rps']} req/s, p50 {s0['c64']['p50_ms']} ms", ""),
-        ("S0b minimal proxy, 64 conns", f"{s0b['c64']['rps']} req/s, p50 {s0b['c64']['p50_ms']} ms", ""),
+        (
+            "S0b minimal proxy, 64 conns",
+            f"{s0b['c64']['rps']} req/s, p50 {s0b['c64']['p50_ms']} ms"
+            + (
+                f" (1 conn: +{s0b['c1']['p50_ms'] - s0['c1']['p50_ms']:.2f} ms p50 over S0)"
+                if "c1" in s0b
+                else ""
+            ),
+            "",
+        ),
         (
             "S1 added latency, 1 conn",
             f"p50 +{s1['p50_ms'] - s0['c1']['p50_ms']:.2f} ms, p99 +{s1['p99_ms'] - s0['c1']['p99_ms']:.2f} ms",
