@@ -2,12 +2,14 @@
 
 The money is settled before the answer (the hold, the balance and the ledger entry are committed by
 `hold_settle`); these records are monitoring data, so the answer does not wait for them. They are
-queued and written by one drain at a time on the DB-step threads (`gateway.db`): one INSERT for every
-row queued meanwhile, so under load many calls share one statement and one commit.
+queued and written by one drain at a time on the DB-step threads (`gateway.db`), which waits
+`GATEWAY_RECORDS_DELAY_MS` before each batch: one INSERT for every row queued meanwhile, so many calls
+share one statement and one commit, and the write does not compete with the answer being sent.
 
 Nothing is dropped silently: a failed batch is retried row by row and every row that still fails is
 logged with its request id. At a clean shutdown the interpreter waits for the drain. A worker killed
-between an answer and the drain loses those rows, and only monitoring notices: the call is missing
+between an answer and the drain (at most one delay plus one batch's write) loses those rows, and only
+monitoring notices: the call is missing
 from the usage dashboards and rollups and its sample from provider health, while the charge stays in
 the ledger (balance == sum of entries still holds, the customer's transactions list shows it). A
 key's spend caps count in the cache and are seeded from usage rows only after the cache is lost, so
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
@@ -27,7 +30,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .db import db_executor, db_step
+from .db import connection_release, db_executor, db_step
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +82,12 @@ def call_record(*, record: CallRecord) -> None:
 
 def _records_drain() -> None:
     global _drain
+    delay = settings.GATEWAY_RECORDS_DELAY_MS / 1000
     while True:
+        # Gather what the next calls queue meanwhile (one INSERT for all of them) and stay out of the
+        # way of the answer that is being sent right now.
+        if delay > 0:
+            time.sleep(delay)
         with _lock:
             batch = [_queue.popleft() for _ in range(min(MAX_BATCH, len(_queue)))]
             if not batch:
@@ -89,6 +97,8 @@ def _records_drain() -> None:
             _records_write(batch)
         except Exception:  # keep draining: a stuck drain would hold every later record back
             logger.exception("recording %s calls failed", len(batch))
+        finally:
+            connection_release(pooled_thread=True)  # not held across the next wait
 
 
 def _records_write(batch: list[CallRecord]) -> None:

@@ -113,6 +113,8 @@ GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=DB_POOL_MAX_SIZE or 8
 # The usage row and provider health of a call are written after its answer is sent (gateway.aftercall);
 # false writes them before (the test suite's default, like eager Celery).
 GATEWAY_DEFER_RECORDS = env.bool("GATEWAY_DEFER_RECORDS", default=True)
+# How long the deferred writer gathers records before each batch.
+GATEWAY_RECORDS_DELAY_MS = env.int("GATEWAY_RECORDS_DELAY_MS", default=20)
 # PostgreSQL: a call's hold commits without waiting for its WAL flush (the settle's durable commit
 # flushes it before any charge); false makes every hold a durable commit of its own.
 HOLD_ASYNC_COMMIT = env.bool("HOLD_ASYNC_COMMIT", default=True)

@@ -63,6 +63,7 @@ async def test_deferred_usage_rows_and_health_are_written_after_the_answer(
     from monitoring.services import ProviderHealthMonitor
 
     settings.GATEWAY_DEFER_RECORDS = True
+    settings.GATEWAY_RECORDS_DELAY_MS = 0
     release = threading.Event()
     write = aftercall._records_write
     batches = []
@@ -141,3 +142,29 @@ async def test_db_steps_run_on_the_shared_threads_not_a_thread_per_request(
     assert len(threads) == 3 and all(name.startswith("gateway-db") for name in threads), threads
     rows = await sync_to_async(usage_rows)()
     assert len(rows) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_drain_gathers_records_for_its_delay_and_writes_them_at_once(funded_user, settings, monkeypatch):
+    from gateway import aftercall
+    from gateway.aftercall import CallRecord, call_record
+
+    settings.GATEWAY_DEFER_RECORDS = True
+    settings.GATEWAY_RECORDS_DELAY_MS = 300
+    write = aftercall._records_write
+    batches = []
+
+    def counted_write(batch):
+        batches.append(len(batch))
+        write(batch)
+
+    monkeypatch.setattr(aftercall, "_records_write", counted_write)
+    ids = [uuid.uuid4().hex for _ in range(5)]
+    for request_id in ids:
+        call_record(record=CallRecord(usage=_usage(funded_user.pk, request_id), health=()))
+    # Nothing written while the drain gathers.
+    assert usage_rows() == []
+    assert aftercall.call_records_flush(timeout=10)
+
+    assert batches == [5]
+    assert sorted(r.request_id for r in usage_rows()) == sorted(ids)
