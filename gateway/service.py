@@ -113,6 +113,31 @@ def _open_sync(
     return prepared, billing
 
 
+@dataclass(slots=True)
+class OpenedCall:
+    """A validated, routed call whose hold is placed: what `LLMGateway.invoke_opened` and
+    `LLMGateway.stream_opened` run."""
+
+    prepared: PreparedChat
+    billing: Billing
+
+
+def call_open_sync(
+    request: LLMRequest,
+    *,
+    user,
+    api_key_id: int | None = None,
+    request_id: str | None = None,
+    limits: KeyLimits | None = None,
+) -> OpenedCall:
+    """Validate, route, admit and hold (sync, one DB step): for a caller that opens the call in the
+    same step as other work, e.g. the key's lookup. Streams need `request.stream` set."""
+    prepared, billing = _open_sync(
+        request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
+    )
+    return OpenedCall(prepared=prepared, billing=billing)
+
+
 def _close_sync(
     *,
     prepared: PreparedChat,
@@ -247,9 +272,14 @@ class LLMGateway:
     ) -> LLMResponse:
         if isinstance(request, dict):
             request = LLMRequest(**request)
-        prepared, billing = await run_db_step(_open_sync)(
+        opened = await run_db_step(call_open_sync)(
             request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
         )
+        return await self.invoke_opened(opened)
+
+    async def invoke_opened(self, opened: OpenedCall) -> LLMResponse:
+        """Run a call opened by `call_open_sync`: the upstream attempts, then the charge."""
+        prepared, billing = opened.prepared, opened.billing
         started = time.monotonic()
         priced: dict[str, Any] | None = None
         status, error_class = "error", ""
@@ -306,10 +336,14 @@ class LLMGateway:
         if isinstance(request, dict):
             request = LLMRequest(**request)
         request.stream = True
-        prepared, billing = await run_db_step(_open_sync)(
+        opened = await run_db_step(call_open_sync)(
             request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
         )
-        stream = GatewayStream(prepared=prepared, billing=billing)
+        return await self.stream_opened(opened)
+
+    async def stream_opened(self, opened: OpenedCall) -> GatewayStream:
+        """`stream_open` for a call opened by `call_open_sync` (with `request.stream` set)."""
+        stream = GatewayStream(prepared=opened.prepared, billing=opened.billing)
         try:
             await stream.start()
         except BaseException as exc:

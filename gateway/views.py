@@ -33,11 +33,12 @@ from smartspec.errors import (
 
 from . import openai_format
 from .catalog import catalog_cache_keys, catalog_prime, catalog_unprime
+from .client import LLMRequest
 from .db import run_db_step
 from .keys import api_key_authenticate_prefetching
 from .limits import KeyLimits
 from .models import ApiKey
-from .service import GatewayStream, LLMGateway
+from .service import GatewayStream, LLMGateway, OpenedCall, call_open_sync
 
 logger = logging.getLogger(__name__)
 
@@ -45,28 +46,60 @@ _SCHEMES = ("bearer", "token")
 _closing: set[asyncio.Task] = set()
 
 
-async def _authenticate(request: HttpRequest, *, prefetch: list[str] | None = None) -> tuple[ApiKey, dict]:
-    """The caller's key, and the `prefetch` cache entries read in the same round trip."""
+def _presented_key(request: HttpRequest) -> str:
     parts = request.headers.get("Authorization", "").split()
     if len(parts) != 2 or parts[0].lower() not in _SCHEMES:
         raise AuthenticationError()
-    try:
-        api_key, cached = await run_db_step(api_key_authenticate_prefetching)(
-            parts[1], cache_keys=prefetch or []
-        )
-    except DatabaseError:
-        raise ServiceUnavailable("The key store is unavailable; try again shortly.")
+    return parts[1]
+
+
+def _key_checked(api_key: ApiKey | None) -> ApiKey:
     if api_key is None:
         # Never echo the presented key back.
         raise AuthenticationError("Invalid or revoked API key.")
-    return api_key, cached
+    return api_key
+
+
+def _key_lookup_sync(raw: str, *, cache_keys: list[str]) -> tuple[ApiKey | None, dict]:
+    try:
+        return api_key_authenticate_prefetching(raw, cache_keys=cache_keys)
+    except DatabaseError:
+        raise ServiceUnavailable("The key store is unavailable; try again shortly.")
+
+
+async def _authenticate(request: HttpRequest) -> ApiKey:
+    api_key, _ = await run_db_step(_key_lookup_sync)(_presented_key(request), cache_keys=[])
+    return _key_checked(api_key)
+
+
+def _key_and_call_open_sync(
+    raw: str, *, llm_request: LLMRequest | None, request_id: str
+) -> tuple[ApiKey | None, OpenedCall | None]:
+    """One DB step: the caller's key, read in the same cache round trip as the route's catalog
+    entries, then (for a valid body and a good key) the call opened with its hold placed."""
+    route = [llm_request.model, *(llm_request.fallback_models or [])] if llm_request else []
+    api_key, cached = _key_lookup_sync(raw, cache_keys=catalog_cache_keys(model_ids=route))
+    if api_key is None or llm_request is None:
+        return api_key, None
+    primed = catalog_prime(cached=cached)
+    try:
+        opened = call_open_sync(
+            llm_request,
+            user=api_key.user,
+            api_key_id=api_key.pk,
+            request_id=request_id,
+            limits=KeyLimits.from_api_key(api_key),
+        )
+    finally:
+        catalog_unprime(primed)
+    return api_key, opened
 
 
 async def _caller(request: HttpRequest) -> tuple[Any, ApiKey | None]:
     """The user and key of a call: an API key, or (the dashboard's playground) the signed-in session,
     which must then carry the CSRF token like any other form post."""
     if request.headers.get("Authorization"):
-        api_key, _ = await _authenticate(request)
+        api_key = await _authenticate(request)
         return api_key.user, api_key
     user = await request.auser()
     if not user.is_authenticated:
@@ -160,37 +193,30 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     """OpenAI-compatible chat completions, streamed or not, billed in credits."""
     if request.method != "POST":
         return _error(MethodNotAllowed())
-    primed = None
     try:
-        # Parsed before the key is checked, so the key and the route's catalog entries are read in one
-        # cache round trip; a bad body is still answered after a bad key (401 first).
+        raw = _presented_key(request)
+        # Parsed before the key is checked, so that the key, the route's catalog entries and the hold
+        # take one DB step and one cache round trip; a bad body is still answered after a bad key.
         try:
             parsed, invalid = openai_format.chat_completion_request(_json_body(request)), None
         except APIError as exc:
             parsed, invalid = None, exc
-        route = [parsed.request.model, *(parsed.request.fallback_models or [])] if parsed else []
-        api_key, cached = await _authenticate(request, prefetch=catalog_cache_keys(model_ids=route))
+        api_key, opened = await run_db_step(_key_and_call_open_sync)(
+            raw, llm_request=parsed.request if parsed else None, request_id=request.request_id
+        )
+        _key_checked(api_key)
         if invalid is not None:
             raise invalid
-        primed = catalog_prime(cached=cached)
         gateway = LLMGateway()
-        ids = {
-            "api_key_id": api_key.pk,
-            "request_id": request.request_id,
-            "limits": KeyLimits.from_api_key(api_key),
-        }
         if parsed.request.stream:
-            stream = await gateway.stream_open(parsed.request, api_key.user, **ids)
+            stream = await gateway.stream_opened(opened)
             return _sse_response(
                 _chat_completion_events(stream, parsed.include_usage, openai_format.now()), stream
             )
-        response = await gateway.invoke(parsed.request, api_key.user, **ids)
+        response = await gateway.invoke_opened(opened)
         return JsonResponse(openai_format.completion(response))
     except APIError as exc:
         return _error(exc)
-    finally:
-        if primed is not None:
-            catalog_unprime(primed)
 
 
 async def _native_events(stream: GatewayStream):
