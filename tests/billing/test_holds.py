@@ -152,6 +152,9 @@ def test_50_concurrent_holds_against_a_balance_for_10(user, fund):
 
 def test_hot_path_query_counts(user, fund, django_assert_max_num_queries):
     fund(user, 10)
+    # The hot path has the account id cached; a stale id (a cache shared with earlier runs whose
+    # database had other ids) costs a lookup and a retry, which is correct but not what is counted.
+    services.hold_release(hold_id=services.hold_place(user=user, amount=C, request_id="req-warm").pk)
     with django_assert_max_num_queries(7):
         hold = services.hold_place(user=user, amount=C, request_id="req-q")
     with django_assert_max_num_queries(7):
