@@ -42,7 +42,7 @@ from .client import (
 from .pricing import ResolvedUsage, prompt_token_bound, worst_case_usd
 from .providers import provider_stream
 from .providers.base import StreamDelta
-from .routing import Attempt, attempt_request, attempts_run, chain_failed
+from .routing import Attempt, attempt_request, attempt_trial_claim, attempts_run, chain_failed
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +295,8 @@ class GatewayStream:
     async def start(self) -> None:
         """Walk the route until an attempt yields its first delta (errors before it are retryable)."""
         for attempt in self.prepared.plan.runnable:
+            if attempt.trial and not await sync_to_async(attempt_trial_claim)(attempt):
+                continue
             begun = time.monotonic()
             upstream = provider_stream(attempt.config, attempt_request(attempt, self.prepared.chat))
             try:
