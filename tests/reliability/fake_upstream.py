@@ -6,6 +6,7 @@ One server plays several providers, told apart by the first path segment
 of fault names served in order, the last one repeating. Faults:
 
     ok            200 with the provider's real JSON answer (OpenRouter carries `usage.cost`)
+    slow_ok       the same after 0.2 s (so concurrent calls overlap)
     ok_stream     200 SSE, chunked, with OpenRouter's usage chunk and [DONE]
     400           the upstream rejects the request itself (not the provider's fault)
     429           429 with `Retry-After: 7` and OpenRouter's error body
@@ -236,6 +237,9 @@ class FakeUpstream:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
 
     def _serve(self, sock: socket.socket, fault: str, provider: str, model: str) -> None:
+        if fault == "slow_ok":
+            time.sleep(0.2)
+            fault = "ok"
         if fault == "ok":
             body = openrouter_body(model) if provider == "openrouter" else openai_body(model)
             self._send(sock, 200, "OK", body)
