@@ -12,6 +12,7 @@ of fault names served in order, the last one repeating. Faults:
     429           429 with `Retry-After: 7` and OpenRouter's error body
     500, 503      server errors with the provider's error body
     not_json      200 `application/json` whose body is an HTML error page
+    usage_*       200 with missing or nonsense usage (see BAD_USAGE)
     read_timeout  accepts and reads the request, then answers nothing for `stall` seconds
     stream_cut    starts an SSE answer, sends two content chunks, then drops the connection mid-chunk
     stream_stall  starts an SSE answer, sends two content chunks, then goes silent for `stall` seconds
@@ -35,7 +36,19 @@ STREAM_PIECES = ("x" * 40, "y" * 40, "z" * 40)
 OPENROUTER_COST = "0.000125"
 
 
-def openrouter_body(model: str) -> bytes:
+# Nonsense usage an upstream may send; the gateway must never bill it as zero or negative.
+BAD_USAGE = {
+    "usage_missing": None,
+    "usage_negative": '{"prompt_tokens": -14, "completion_tokens": -9, "total_tokens": -23, "cost": -0.5}',
+    "usage_zero": '{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost": 0}',
+    "usage_huge": '{"prompt_tokens": 14, "completion_tokens": 90000000000, "total_tokens": 90000000014}',
+    "cost_huge": '{"prompt_tokens": 14, "completion_tokens": 9, "total_tokens": 23, "cost": 1e30}',
+    "usage_strings": '{"prompt_tokens": "14", "completion_tokens": "nine", "cost": "free"}',
+}
+
+
+def openrouter_body(model: str, usage: str | None = "") -> bytes:
+    """`usage`: "" for the real usage, None to leave it out, else the raw JSON to put in its place."""
     text = json.dumps(
         {
             "id": "gen-1761234567-FaUlTiNjEcT",
@@ -64,7 +77,12 @@ def openrouter_body(model: str) -> bytes:
             },
         }
     )
-    return text.replace('"COST"', OPENROUTER_COST).encode()
+    text = text.replace('"COST"', OPENROUTER_COST)
+    if usage is None:
+        text = text[: text.index(', "usage"')] + "}"
+    elif usage:
+        text = text[: text.index('"usage": ') + len('"usage": ')] + usage + "}"
+    return text.encode()
 
 
 def openai_body(model: str) -> bytes:
@@ -240,7 +258,9 @@ class FakeUpstream:
         if fault == "slow_ok":
             time.sleep(0.2)
             fault = "ok"
-        if fault == "ok":
+        if fault in BAD_USAGE:
+            self._send(sock, 200, "OK", openrouter_body(model, BAD_USAGE[fault]))
+        elif fault == "ok":
             body = openrouter_body(model) if provider == "openrouter" else openai_body(model)
             self._send(sock, 200, "OK", body)
         elif fault == "429":
