@@ -28,7 +28,7 @@ migrate: install .env
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(BIN)/uvicorn smartspec.asgi:application --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn smartspec.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools
 
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)

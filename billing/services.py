@@ -8,10 +8,12 @@ no balance goes below zero under any concurrency.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -70,45 +72,207 @@ def account_get_or_create(*, user) -> CreditAccount:
 # --- Holds -------------------------------------------------------------------
 
 
-def hold_place(*, user, amount: int, request_id: str, ttl_seconds: int = 900) -> CreditHold:
-    """Reserve `amount` micro-credits for one call, only if the available credits cover it."""
-    _check_amount(amount)
-    if not request_id:
-        raise ValueError("request_id is required")
-    account = account_get_or_create(user=user)
+def _account_id_for(user, *, refresh: bool = False) -> int:
+    """The user's account id, cached: an account never moves to another user nor is deleted while
+    its user exists. Writers filter on both ids, so a stale entry can only miss, never misdirect."""
+    key = f"billing:account-id:{user.pk}"
+    account_id = None if refresh else cache.get(key)
+    if account_id is None:
+        account_id = account_get_or_create(user=user).pk
+        cache.set(key, account_id, 24 * 3600)
+    return account_id
+
+
+# Table names come from the models, values are bound parameters.
+_HOLD_PLACE_SQL = f"""
+WITH account AS (
+    UPDATE {CreditAccount._meta.db_table}
+    SET held = held + %(amount)s, updated_at = %(now)s
+    WHERE id = %(account_id)s AND user_id = %(user_id)s AND uncollectable = 0
+      AND balance >= held + %(amount)s
+    RETURNING id
+)
+INSERT INTO {CreditHold._meta.db_table}
+    (account_id, request_id, purpose, amount, state, charged, excess, expires_at, created_at)
+SELECT id, %(request_id)s, 'usage', %(amount)s, 'held', 0, 0, %(expires_at)s, %(now)s FROM account
+RETURNING id
+"""  # noqa: S608
+
+
+def _statement_atomic():
+    """A lone statement is its own transaction; inside a caller's, a savepoint keeps a failure
+    (a duplicate request id) from aborting the caller's transaction."""
+    return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+
+
+def _hold_place_pg(*, account_id, user_id, amount, request_id, now, expires_at) -> CreditHold | None:
+    """The conditional UPDATE and the hold's INSERT as one statement: the account row is locked
+    inside the server only, never while this thread waits for the GIL or the network."""
+    with _statement_atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _HOLD_PLACE_SQL,
+            {
+                "amount": amount,
+                "now": now,
+                "account_id": account_id,
+                "user_id": user_id,
+                "request_id": request_id,
+                "expires_at": expires_at,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return CreditHold(
+        id=row[0],
+        account_id=account_id,
+        request_id=request_id,
+        purpose=CreditHold.Purpose.USAGE,
+        amount=amount,
+        state=CreditHold.State.HELD,
+        expires_at=expires_at,
+        created_at=now,
+    )
+
+
+def _hold_place_orm(*, account_id, user_id, amount, request_id, now, expires_at) -> CreditHold | None:
+    """The same in one transaction (SQLite); a duplicate request id rolls the whole hold back."""
     with transaction.atomic():
         # One conditional UPDATE: concurrent holds re-check the row after waiting for its lock.
         placed = CreditAccount.objects.filter(
-            pk=account.pk, uncollectable=0, balance__gte=F("held") + amount
-        ).update(held=F("held") + amount, updated_at=timezone.now())
+            pk=account_id, user_id=user_id, uncollectable=0, balance__gte=F("held") + amount
+        ).update(held=F("held") + amount, updated_at=now)
         if not placed:
-            account.refresh_from_db()
-            if account.uncollectable:
-                raise InsufficientCredits(
-                    "This account has an unpaid shortfall from a refund or dispute; contact support.",
-                    code="account_shortfall",
-                )
-            raise InsufficientCredits(
-                f"Not enough credits: this request may cost up to {format_credits(amount)} credits, "
-                f"{format_credits(max(0, account.available))} available."
-            )
+            return None
+        return CreditHold.objects.create(
+            account_id=account_id, request_id=request_id, amount=amount, expires_at=expires_at
+        )
+
+
+def hold_place(*, user, amount: int, request_id: str, ttl_seconds: int = 900) -> CreditHold:
+    """Reserve `amount` micro-credits for one call, only if the available credits cover it.
+
+    On the hot path this is one statement on PostgreSQL (one transaction elsewhere)."""
+    _check_amount(amount)
+    if not request_id:
+        raise ValueError("request_id is required")
+    account = None
+    for refresh in (False, True):
+        account_id = _account_id_for(user, refresh=refresh)
+        now = timezone.now()
         try:
-            with transaction.atomic():
-                hold = CreditHold.objects.create(
-                    account=account,
-                    request_id=request_id,
-                    amount=amount,
-                    expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
-                )
+            place = _hold_place_pg if connection.vendor == "postgresql" else _hold_place_orm
+            hold = place(
+                account_id=account_id,
+                user_id=user.pk,
+                amount=amount,
+                request_id=request_id,
+                now=now,
+                expires_at=now + timedelta(seconds=ttl_seconds),
+            )
+            if hold is not None:
+                return hold
         except IntegrityError:
             raise Conflict("This request id already has a credit hold.", code="duplicate_request_id")
-    return hold
+        account = CreditAccount.objects.filter(pk=account_id, user_id=user.pk).first()
+        if account is not None:
+            break
+    if account.uncollectable:
+        raise InsufficientCredits(
+            "This account has an unpaid shortfall from a refund or dispute; contact support.",
+            code="account_shortfall",
+        )
+    raise InsufficientCredits(
+        f"Not enough credits: this request may cost up to {format_credits(amount)} credits, "
+        f"{format_credits(max(0, account.available))} available."
+    )
 
 
 def _hold_close(*, hold: CreditHold, account: CreditAccount, state: str) -> None:
     account.held -= hold.amount
     hold.state = state
     hold.closed_at = timezone.now()
+
+
+# Lock the open hold, then its account (the order every writer uses); charge at most the hold plus
+# what is available; move the balance, close the hold and append the ledger entry. Each CTE sees the
+# rows locked before it (PostgreSQL re-reads a locked row's newest version), so this is the ORM
+# path below in one statement.
+_HOLD_SETTLE_SQL = f"""
+WITH hold AS (
+    SELECT id, account_id, amount, request_id FROM {CreditHold._meta.db_table}
+    WHERE id = %(hold_id)s AND state = 'held' AND purpose = 'usage'
+    FOR UPDATE
+), calc AS (
+    SELECT a.id AS account_id, hold.id AS hold_id, hold.amount AS hold_amount, hold.request_id,
+           LEAST(%(amount)s, GREATEST(0, a.balance - (a.held - hold.amount))) AS charge
+    FROM {CreditAccount._meta.db_table} a JOIN hold ON a.id = hold.account_id
+    FOR UPDATE OF a
+), account AS (
+    UPDATE {CreditAccount._meta.db_table} a
+    SET held = a.held - calc.hold_amount, balance = a.balance - calc.charge, updated_at = %(now)s
+    FROM calc WHERE a.id = calc.account_id
+    RETURNING a.id, a.balance
+), closed AS (
+    UPDATE {CreditHold._meta.db_table} h
+    SET state = 'settled', closed_at = %(now)s, charged = calc.charge, excess = %(amount)s - calc.charge
+    FROM calc WHERE h.id = calc.hold_id
+    RETURNING h.id
+), entry AS (
+    INSERT INTO {LedgerEntry._meta.db_table}
+        (account_id, kind, amount, balance_after, reference, description, actor_id, hold_id, created_at)
+    SELECT account.id, 'usage', -calc.charge, account.balance,
+           COALESCE(NULLIF(%(reference)s, ''), calc.request_id), %(description)s, NULL, calc.hold_id, %(now)s
+    FROM calc, account WHERE calc.charge > 0
+    RETURNING id, account_id, amount, balance_after, reference
+)
+SELECT calc.charge, calc.request_id, (SELECT id FROM closed), entry.id, entry.account_id, entry.amount,
+       entry.balance_after, entry.reference
+FROM calc LEFT JOIN entry ON true
+"""  # noqa: S608
+
+
+def _hold_settle_pg(*, hold_id: int, amount: int, description: str, reference: str) -> LedgerEntry | None:
+    """`hold_settle` as one statement: the account row is locked inside the server only."""
+    now = timezone.now()
+    description = description[:500]
+    with _statement_atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _HOLD_SETTLE_SQL,
+            {
+                "hold_id": hold_id,
+                "amount": amount,
+                "now": now,
+                "reference": reference,
+                "description": description,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        if not CreditHold.objects.filter(pk=hold_id).exists():
+            raise ValueError(f"no credit hold {hold_id}")
+        return None
+    charge, request_id, _closed, entry_id, account_id, entry_amount, balance_after, entry_reference = row
+    if amount > charge:
+        logger.warning(
+            "Usage of %s credits for request %s exceeded its hold and the balance; %s not charged",
+            format_credits(amount),
+            request_id,
+            format_credits(amount - charge),
+        )
+    if entry_id is None:
+        return None
+    return LedgerEntry(
+        id=entry_id,
+        account_id=account_id,
+        kind=Kind.USAGE,
+        amount=entry_amount,
+        balance_after=balance_after,
+        reference=entry_reference,
+        description=description,
+        hold_id=hold_id,
+        created_at=now,
+    )
 
 
 def hold_settle(
@@ -121,13 +285,16 @@ def hold_settle(
     alone and None is returned, so a late or repeated settle never charges twice.
     """
     _check_amount(amount)
+    if amount and connection.vendor == "postgresql":
+        return _hold_settle_pg(hold_id=hold_id, amount=amount, description=description, reference=reference)
     with transaction.atomic():
-        hold = CreditHold.objects.select_for_update().filter(pk=hold_id).first()
+        # One SELECT ... FOR UPDATE locks the hold and its account together (hold first, as everywhere).
+        hold = CreditHold.objects.select_for_update().select_related("account").filter(pk=hold_id).first()
         if hold is None:
             raise ValueError(f"no credit hold {hold_id}")
         if hold.state != CreditHold.State.HELD or hold.purpose != CreditHold.Purpose.USAGE:
             return None
-        account = _lock_account(hold.account_id)
+        account = hold.account
         if amount == 0:
             _hold_close(hold=hold, account=account, state=CreditHold.State.RELEASED)
             account.save(update_fields=["held", "updated_at"])

@@ -1,17 +1,45 @@
 from django.contrib import admin, messages
-from django.utils import timezone
 
+from .catalog import catalog_cache_clear
+from .forms import ApiKeyLimitsForm
+from .keys import api_keys_revoke
 from .models import ApiKey, ModelCatalogEntry, RoutingRule
 from .tasks import catalog_sync
 
 
+class ApiKeyAdminForm(ApiKeyLimitsForm):
+    class Meta(ApiKeyLimitsForm.Meta):
+        fields = ("name", *ApiKeyLimitsForm.Meta.fields)
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
+    form = ApiKeyAdminForm
+    list_display = (
+        "prefix",
+        "name",
+        "user",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "name", "user__username")
     readonly_fields = ("user", "prefix", "created_at", "last_used_at", "revoked_at")
-    fields = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    fields = (
+        "user",
+        "name",
+        "prefix",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "credits_per_day_credits",
+        "credits_per_month_credits",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     actions = ("revoke",)
 
     def has_add_permission(self, request):
@@ -20,7 +48,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = api_keys_revoke(keys=queryset)
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
 
 
@@ -52,6 +80,21 @@ class ModelCatalogEntryAdmin(admin.ModelAdmin):
         "updated_at",
     )
     actions = ("sync_from_openrouter",)
+
+    # Routing reads the catalog through a cache: every staff change drops the models it touched.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        catalog_cache_clear(model_ids=[obj.pk])
+
+    def delete_model(self, request, obj):
+        model_id = obj.pk
+        super().delete_model(request, obj)
+        catalog_cache_clear(model_ids=[model_id])
+
+    def delete_queryset(self, request, queryset):
+        model_ids = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        catalog_cache_clear(model_ids=model_ids)
 
     @admin.action(description="Sync prices from OpenRouter now")
     def sync_from_openrouter(self, request, queryset):

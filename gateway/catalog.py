@@ -2,6 +2,9 @@
 
 Selectors read it for routing and the model lists; `catalog_sync_apply` folds OpenRouter's
 `GET /models` answer into it (the Celery task in `gateway.tasks` fetches and calls it).
+
+Every call reads its route's models, so they are served from the shared cache for
+`CATALOG_CACHE_SECONDS`; the sync and staff edits in admin drop what they change (`catalog_cache_clear`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -62,10 +67,34 @@ class CatalogModel:
         )
 
 
+def _cache_key(model_id: str) -> str:
+    return f"catalog:{model_id}"
+
+
+def catalog_cache_clear(*, model_ids: list[str]) -> None:
+    """Make the next read of these models go to the database (after they were written)."""
+    if model_ids:
+        cache.delete_many([_cache_key(m) for m in model_ids])
+
+
 def catalog_models_get(*, model_ids: list[str]) -> dict[str, CatalogModel]:
     """The active catalog models among `model_ids` (unknown or inactive ids are absent)."""
-    entries = ModelCatalogEntry.objects.filter(id__in=set(model_ids), is_active=True)
-    return {entry.id: CatalogModel.from_entry(entry) for entry in entries}
+    ids = set(model_ids)
+    ttl = settings.CATALOG_CACHE_SECONDS
+    found: dict[str, CatalogModel] = {}
+    if ttl > 0:
+        cached = cache.get_many([_cache_key(m) for m in ids])
+        found = {model.id: model for model in cached.values() if isinstance(model, CatalogModel)}
+    missing = ids - found.keys()
+    if missing:
+        loaded = {
+            entry.id: CatalogModel.from_entry(entry)
+            for entry in ModelCatalogEntry.objects.filter(id__in=missing, is_active=True)
+        }
+        if ttl > 0 and loaded:
+            cache.set_many({_cache_key(m): model for m, model in loaded.items()}, ttl)
+        found.update(loaded)
+    return found
 
 
 def catalog_list(*, active_only: bool = True) -> list[CatalogModel]:
@@ -148,6 +177,8 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
                 ]
             )
             report.updated += 1
+    # Only known models can be cached (absent ones never are).
+    catalog_cache_clear(model_ids=list(known))
     logger.info(
         "catalog sync: %s created, %s updated, %s skipped", report.created, report.updated, report.skipped
     )

@@ -40,8 +40,6 @@ from .routing import (
 logger = logging.getLogger(__name__)
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
-MAX_MESSAGES = 2000
-MAX_OUTPUT_TOKENS = 1_000_000
 # OpenAI parameters passed through to the upstream as they are.
 PASSTHROUGH_PARAMS = (
     "top_p",
@@ -108,8 +106,8 @@ class LLMResponse:
 def messages_validate(messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty list.", code="invalid_messages")
-    if len(messages) > MAX_MESSAGES:
-        raise InvalidRequest(f"At most {MAX_MESSAGES} messages.", code="invalid_messages")
+    if len(messages) > settings.MAX_MESSAGES:
+        raise InvalidRequest(f"At most {settings.MAX_MESSAGES} messages.", code="too_many_messages")
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise InvalidRequest(f"messages[{index}] must be an object.", code="invalid_messages")
@@ -168,9 +166,12 @@ def request_validate(request: LLMRequest) -> tuple[RouteOptions, ChatRequest, in
     if (
         isinstance(max_tokens, bool)
         or not isinstance(max_tokens, int)
-        or not 1 <= max_tokens <= MAX_OUTPUT_TOKENS
+        or not 1 <= max_tokens <= settings.MAX_OUTPUT_TOKENS
     ):
-        raise InvalidRequest(f"max_tokens must be an integer between 1 and {MAX_OUTPUT_TOKENS}.")
+        raise InvalidRequest(
+            f"max_tokens must be an integer between 1 and {settings.MAX_OUTPUT_TOKENS}.",
+            code="invalid_max_tokens",
+        )
     params = {k: v for k, v in request.params.items() if k in PASSTHROUGH_PARAMS and v is not None}
     stop = params.pop("stop", None)
     top_p = params.pop("top_p", None)

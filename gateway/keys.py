@@ -2,6 +2,12 @@
 
 The checksum rejects mistyped or made-up keys without touching the database;
 only an HMAC-SHA256 of the key (under `API_KEY_SECRET`) is stored.
+
+Authentication is on every call's path, so a found key (with its user) is kept in the shared cache
+under its hash for `API_KEY_CACHE_SECONDS`. Revoking writes a tombstone there first; a lookup
+that raced it can only `add`, never overwrite the tombstone, so a revoked key stops working at once
+on every worker (a revocation that then rolls back leaves the key refused until the tombstone
+ends). The TTL is the backstop for changes made elsewhere (a user deactivated in admin).
 """
 
 from __future__ import annotations
@@ -15,10 +21,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 from smartspec.errors import NotFound
 
+from .limits import key_limit_defaults
 from .models import ApiKey
 
 KEY_PREFIX = "sk-ss-"
@@ -29,6 +38,7 @@ VISIBLE_PREFIX_LEN = len(KEY_PREFIX) + 8
 KEY_LEN = len(KEY_PREFIX) + _RANDOM_LEN + _CHECKSUM_LEN
 # last_used_at is a hint for people, not an audit log: write it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+_REVOKED = "revoked"
 
 
 def _base62(number: int, width: int) -> str:
@@ -65,35 +75,85 @@ def api_key_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiKey, s
     """Create a key; the raw key is returned once and never stored."""
     raw = key_generate()
     api_key = ApiKey.objects.create(
-        user=user, name=name[:100], prefix=raw[:VISIBLE_PREFIX_LEN], key_hash=key_hash(raw)
+        user=user,
+        name=name[:100],
+        prefix=raw[:VISIBLE_PREFIX_LEN],
+        key_hash=key_hash(raw),
+        **key_limit_defaults(),
     )
     return api_key, raw
 
 
-def api_key_revoke(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
-    """Revoke one of the user's own keys (another user's key is simply not found)."""
+def _cache_key(hashed: str) -> str:
+    return f"apikey:{hashed}"
+
+
+def api_keys_uncache(*, key_hashes: list[str]) -> None:
+    """Stop serving these keys from the cache on every worker: a tombstone that a racing lookup
+    cannot overwrite (it only `add`s). Written before the revocation commits, so no window is left."""
+    if key_hashes:
+        cache.set_many({_cache_key(h): _REVOKED for h in key_hashes}, settings.API_KEY_CACHE_SECONDS)
+
+
+def api_key_cache_drop(*, api_key: ApiKey) -> None:
+    """Forget the cached copy after an edit (limits, name), so every worker reads the new row."""
+    cache.delete(_cache_key(api_key.key_hash))
+
+
+def api_keys_revoke(*, keys) -> int:
+    """Revoke every active key of a queryset (staff); returns how many were revoked."""
+    with transaction.atomic():
+        hashes = list(
+            keys.filter(revoked_at__isnull=True).select_for_update().values_list("key_hash", flat=True)
+        )
+        api_keys_uncache(key_hashes=hashes)
+        return ApiKey.objects.filter(key_hash__in=hashes).update(revoked_at=timezone.now())
+
+
+def api_key_get(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
+    """One of the user's own keys (another user's key is simply not found)."""
     api_key = ApiKey.objects.filter(user=user, pk=key_id).first()
     if api_key is None:
         raise NotFound("No such API key.")
+    return api_key
+
+
+def api_key_revoke(*, user: AbstractBaseUser, key_id: int) -> ApiKey:
+    """Revoke one of the user's own keys (another user's key is simply not found)."""
+    api_key = api_key_get(user=user, key_id=key_id)
+    # Also when it was revoked already: a tombstone costs nothing and closes any race.
+    api_keys_uncache(key_hashes=[api_key.key_hash])
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
     return api_key
 
 
+def _key_load(hashed: str) -> ApiKey | None:
+    return (
+        ApiKey.objects.select_related("user")
+        .filter(key_hash=hashed, revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+
+
 def api_key_authenticate(raw: str) -> ApiKey | None:
     """The active key for a raw key, with its user loaded; None when unknown or revoked."""
     if not key_is_well_formed(raw):
         return None
-    api_key = (
-        ApiKey.objects.select_related("user")
-        .filter(key_hash=key_hash(raw), revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
+    hashed = key_hash(raw)
+    cached = cache.get(_cache_key(hashed))
+    if cached == _REVOKED:
+        return None
+    if isinstance(cached, ApiKey):
+        return cached
+    api_key = _key_load(hashed)
     if api_key is None:
         return None
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+    # `add`, not `set`: a revocation's tombstone written meanwhile must win.
+    cache.add(_cache_key(hashed), api_key, settings.API_KEY_CACHE_SECONDS)
     return api_key

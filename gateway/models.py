@@ -14,10 +14,40 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Limits (gateway.limits); empty means no limit. New keys start from the KEY_DEFAULT_* settings.
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Calls per minute; empty: no limit."
+    )
+    tokens_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tokens per minute, counted at each call's worst case (prompt + max_tokens) until it "
+        "ends; empty: no limit.",
+    )
+    credits_per_day = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Micro-credits (1 credit = 1,000,000) this key may spend per UTC day; empty: no cap.",
+    )
+    credits_per_month = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Micro-credits this key may spend per UTC calendar month; empty: no cap.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(credits_per_day__gte=0) | models.Q(credits_per_day__isnull=True),
+                name="apikey_credits_per_day_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(credits_per_month__gte=0) | models.Q(credits_per_month__isnull=True),
+                name="apikey_credits_per_month_gte_0",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name or 'unnamed'})"

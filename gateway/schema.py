@@ -18,6 +18,7 @@ _ERRORS = {
     402: OpenApiResponse(description="Not enough credits for the worst-case cost"),
     404: OpenApiResponse(description="Unknown model"),
     413: _ERROR,
+    429: OpenApiResponse(description="The key's rate limit or spend cap (`Retry-After` says when to retry)"),
     502: OpenApiResponse(description="Every upstream attempt failed (`error.attempts` lists them)"),
     504: OpenApiResponse(description="Every upstream attempt timed out"),
 }

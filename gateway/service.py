@@ -8,7 +8,8 @@ Each call places a hold for its worst case (prompt upper bound + max_tokens at t
 the route) before any upstream is contacted, and settles it at the real cost afterwards, or releases
 it on failure. Settling runs in `finally` and is shielded from cancellation, so a client that hangs
 up mid-stream still pays for what was produced and no hold is left behind. No database transaction
-is open while a provider is called: every DB step is its own short `sync_to_async` call.
+is open while a provider is called: every DB step is its own short call (`gateway.db.run_db_step`), which
+gives its pooled connection back as soon as it is done.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import Error as DatabaseError
 
 from billing.credits import usd_to_micro
@@ -39,6 +39,8 @@ from .client import (
     outcome_price_sync,
     response_build,
 )
+from .db import run_db_step
+from .limits import KeyLimits, Reservation, limits_admit, limits_settle
 from .pricing import ResolvedUsage, prompt_token_bound, worst_case_usd
 from .providers import provider_stream
 from .providers.base import StreamDelta
@@ -59,6 +61,7 @@ class Billing:
     hold_id: int | None = None
     hold_amount: int = 0
     charged: int = 0
+    reservation: Reservation = field(default_factory=Reservation)
 
 
 def _hold_amount(prepared: PreparedChat) -> int:
@@ -73,21 +76,36 @@ def _hold_amount(prepared: PreparedChat) -> int:
 
 
 def _open_sync(
-    request: LLMRequest, *, user, api_key_id: int | None, request_id: str | None
+    request: LLMRequest,
+    *,
+    user,
+    api_key_id: int | None,
+    request_id: str | None,
+    limits: KeyLimits | None = None,
 ) -> tuple[PreparedChat, Billing]:
-    """Validate, route and place the hold; nothing is spent if any of it fails."""
+    """Validate, route, admit under the key's limits and place the hold; nothing is spent if any fails."""
     try:
         prepared = chat_prepare_sync(request, request_id=request_id)
         billing = Billing(user=user, api_key_id=api_key_id, hold_amount=_hold_amount(prepared))
-        if billing.hold_amount > 0:
-            hold = hold_place(
-                user=user,
-                amount=billing.hold_amount,
-                request_id=prepared.request_id,
-                # A long stream must not outlive its hold (an expired hold can no longer be settled).
-                ttl_seconds=STREAM_HOLD_TTL if request.stream else CALL_HOLD_TTL,
-            )
-            billing.hold_id = hold.pk
+        billing.reservation = limits_admit(
+            limits=limits,
+            tokens=prompt_token_bound(prepared.chat.messages) + prepared.max_tokens,
+            credits=billing.hold_amount,
+        )
+        try:
+            if billing.hold_amount > 0:
+                hold = hold_place(
+                    user=user,
+                    amount=billing.hold_amount,
+                    request_id=prepared.request_id,
+                    # A long stream must not outlive its hold (an expired hold can no longer be settled).
+                    ttl_seconds=STREAM_HOLD_TTL if request.stream else CALL_HOLD_TTL,
+                )
+                billing.hold_id = hold.pk
+        except BaseException:
+            # A call that never starts uses none of its key's allowance.
+            limits_settle(reservation=billing.reservation, tokens=0, credits=0)
+            raise
     except DatabaseError:
         # Fail closed: without the ledger no call may run.
         logger.exception("database unavailable while opening a call")
@@ -123,6 +141,11 @@ def _close_sync(
         else:
             hold_release(hold_id=billing.hold_id)
     billing.charged = charged
+    limits_settle(
+        reservation=billing.reservation,
+        tokens=outcome.usage.total_tokens if outcome else 0,
+        credits=charged,
+    )
     try:
         from monitoring.services import usage_record_create
 
@@ -155,7 +178,7 @@ def _close_sync(
 
 async def _shielded(func, **kwargs):
     """Run a sync DB step to completion even if the awaiting task is being cancelled."""
-    return await asyncio.shield(asyncio.ensure_future(sync_to_async(func)(**kwargs)))
+    return await asyncio.shield(asyncio.ensure_future(run_db_step(func)(**kwargs)))
 
 
 class LLMGateway:
@@ -168,18 +191,19 @@ class LLMGateway:
         *,
         api_key_id: int | None = None,
         request_id: str | None = None,
+        limits: KeyLimits | None = None,
     ) -> LLMResponse:
         if isinstance(request, dict):
             request = LLMRequest(**request)
-        prepared, billing = await sync_to_async(_open_sync)(
-            request, user=user, api_key_id=api_key_id, request_id=request_id
+        prepared, billing = await run_db_step(_open_sync)(
+            request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
         )
         started = time.monotonic()
         outcome: Outcome | None = None
         status, error_class = "error", ""
         try:
             result, attempt = await attempts_run(plan=prepared.plan, request=prepared.chat)
-            outcome = await sync_to_async(outcome_price_sync)(
+            outcome = await run_db_step(outcome_price_sync)(
                 prepared=prepared,
                 attempt=attempt,
                 reported_model=result.model,
@@ -221,6 +245,7 @@ class LLMGateway:
         *,
         api_key_id: int | None = None,
         request_id: str | None = None,
+        limits: KeyLimits | None = None,
     ) -> GatewayStream:
         """Hold credits and open the first attempt that yields a delta.
 
@@ -230,8 +255,8 @@ class LLMGateway:
         if isinstance(request, dict):
             request = LLMRequest(**request)
         request.stream = True
-        prepared, billing = await sync_to_async(_open_sync)(
-            request, user=user, api_key_id=api_key_id, request_id=request_id
+        prepared, billing = await run_db_step(_open_sync)(
+            request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
         )
         stream = GatewayStream(prepared=prepared, billing=billing)
         try:

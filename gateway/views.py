@@ -12,7 +12,8 @@ import json
 import logging
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import Error as DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -24,13 +25,16 @@ from smartspec.errors import (
     Forbidden,
     InvalidRequest,
     MethodNotAllowed,
+    RequestTooLarge,
     ServiceUnavailable,
     UpstreamError,
     error_response,
 )
 
 from . import openai_format
+from .db import run_db_step
 from .keys import api_key_authenticate
+from .limits import KeyLimits
 from .models import ApiKey
 from .service import GatewayStream, LLMGateway
 
@@ -45,7 +49,7 @@ async def _authenticate(request: HttpRequest) -> ApiKey:
     if len(parts) != 2 or parts[0].lower() not in _SCHEMES:
         raise AuthenticationError()
     try:
-        api_key = await sync_to_async(api_key_authenticate)(parts[1])
+        api_key = await run_db_step(api_key_authenticate)(parts[1])
     except DatabaseError:
         raise ServiceUnavailable("The key store is unavailable; try again shortly.")
     if api_key is None:
@@ -54,12 +58,12 @@ async def _authenticate(request: HttpRequest) -> ApiKey:
     return api_key
 
 
-async def _caller(request: HttpRequest) -> tuple[Any, int | None]:
+async def _caller(request: HttpRequest) -> tuple[Any, ApiKey | None]:
     """The user and key of a call: an API key, or (the dashboard's playground) the signed-in session,
     which must then carry the CSRF token like any other form post."""
     if request.headers.get("Authorization"):
         api_key = await _authenticate(request)
-        return api_key.user, api_key.pk
+        return api_key.user, api_key
     user = await request.auser()
     if not user.is_authenticated:
         raise AuthenticationError()
@@ -71,7 +75,14 @@ async def _caller(request: HttpRequest) -> tuple[Any, int | None]:
 
 def _json_body(request: HttpRequest) -> dict:
     try:
-        body = json.loads(request.body)
+        raw = request.body
+    except RequestDataTooBig:
+        raise RequestTooLarge()
+    # A chunked body carries no Content-Length for Django (or the middleware) to check beforehand.
+    if len(raw) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        raise RequestTooLarge()
+    try:
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
     if not isinstance(body, dict):
@@ -149,16 +160,17 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         api_key = await _authenticate(request)
         parsed = openai_format.chat_completion_request(_json_body(request))
         gateway = LLMGateway()
+        ids = {
+            "api_key_id": api_key.pk,
+            "request_id": request.request_id,
+            "limits": KeyLimits.from_api_key(api_key),
+        }
         if parsed.request.stream:
-            stream = await gateway.stream_open(
-                parsed.request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
-            )
+            stream = await gateway.stream_open(parsed.request, api_key.user, **ids)
             return _sse_response(
                 _chat_completion_events(stream, parsed.include_usage, openai_format.now()), stream
             )
-        response = await gateway.invoke(
-            parsed.request, api_key.user, api_key_id=api_key.pk, request_id=request.request_id
-        )
+        response = await gateway.invoke(parsed.request, api_key.user, **ids)
         return JsonResponse(openai_format.completion(response))
     except APIError as exc:
         return _error(exc)
@@ -182,17 +194,18 @@ async def llm_chat(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _error(MethodNotAllowed())
     try:
-        user, api_key_id = await _caller(request)
+        user, api_key = await _caller(request)
         llm_request = openai_format.llm_request(_json_body(request))
         gateway = LLMGateway()
+        ids = {
+            "api_key_id": api_key.pk if api_key else None,
+            "request_id": request.request_id,
+            "limits": KeyLimits.from_api_key(api_key) if api_key else None,
+        }
         if llm_request.stream:
-            stream = await gateway.stream_open(
-                llm_request, user, api_key_id=api_key_id, request_id=request.request_id
-            )
+            stream = await gateway.stream_open(llm_request, user, **ids)
             return _sse_response(_native_events(stream), stream)
-        response = await gateway.invoke(
-            llm_request, user, api_key_id=api_key_id, request_id=request.request_id
-        )
+        response = await gateway.invoke(llm_request, user, **ids)
         return JsonResponse(openai_format.llm_response(response))
     except APIError as exc:
         return _error(exc)

@@ -256,3 +256,11 @@ def top_users_by_spend(*, days: int = 30, limit: int = 10) -> list[dict]:
         }
         for uid, (c, r) in ranked
     ]
+
+
+def usage_credits_sum(*, user_id: int, api_key_id: int, since: dt.datetime) -> int:
+    """Micro-credits charged to one key since `since` (index range on (user, created_at))."""
+    total = UsageRecord.objects.filter(
+        user_id=user_id, created_at__gte=since, api_key_id=api_key_id
+    ).aggregate(total=Sum("credits"))["total"]
+    return int(total or 0)

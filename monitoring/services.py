@@ -11,7 +11,7 @@ import logging
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .health import ProviderHealthMonitor
@@ -70,32 +70,39 @@ def usage_record_create(
     if not isinstance(cost_usd, Decimal):
         raise TypeError("cost_usd is a Decimal")
     clean_attempts = [{k: a.get(k) for k in _ATTEMPT_FIELDS if k in a} for a in attempts or []]
-    record, created = UsageRecord.objects.get_or_create(
-        request_id=request_id,
-        defaults={
-            "user_id": user_id,
-            "api_key_id": api_key_id,
-            "model": model or "",
-            "provider": provider or "",
-            "task_type": task_type or "",
-            "route": (route or "")[:100],
-            "prompt_tokens": max(0, int(prompt_tokens)),
-            "completion_tokens": max(0, int(completion_tokens)),
-            "cost_usd": cost_usd,
-            "credits": credits,
-            "hold": hold,
-            "latency_ms": max(0, int(latency_ms)),
-            "ttft_ms": None if ttft_ms is None else max(0, int(ttft_ms)),
-            "attempts": clean_attempts,
-            "status": status,
-            "error_class": (error_class or "")[:100],
-            "stream": stream,
-            "usage_estimated": usage_estimated,
-        },
-    )
-    if not created:
+    fields = {
+        "user_id": user_id,
+        "api_key_id": api_key_id,
+        "model": model or "",
+        "provider": provider or "",
+        "task_type": task_type or "",
+        "route": (route or "")[:100],
+        "prompt_tokens": max(0, int(prompt_tokens)),
+        "completion_tokens": max(0, int(completion_tokens)),
+        "cost_usd": cost_usd,
+        "credits": credits,
+        "hold": hold,
+        "latency_ms": max(0, int(latency_ms)),
+        "ttft_ms": None if ttft_ms is None else max(0, int(ttft_ms)),
+        "attempts": clean_attempts,
+        "status": status,
+        "error_class": (error_class or "")[:100],
+        "stream": stream,
+        "usage_estimated": usage_estimated,
+    }
+    # Insert first, look up only on a duplicate: one statement on the hot path. Outside a transaction
+    # the INSERT is its own; inside one, a savepoint keeps a duplicate from breaking the caller's.
+    try:
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():
+                return UsageRecord.objects.create(request_id=request_id, **fields)
+        return UsageRecord.objects.create(request_id=request_id, **fields)
+    except IntegrityError:
+        record = UsageRecord.objects.filter(request_id=request_id).first()
+        if record is None:
+            raise
         logger.info("usage record %s already exists; kept the first", request_id)
-    return record
+        return record
 
 
 def daily_usage_aggregate(*, day: dt.date) -> int:

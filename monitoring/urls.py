@@ -11,6 +11,7 @@ urlpatterns = [
     path("topup/cancel/", views.topup_done, {"outcome": "cancel"}, name="topup-cancel"),
     path("keys/", views.api_keys, name="api-keys"),
     path("keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api-key-revoke"),
+    path("keys/<int:key_id>/limits/", views.api_key_limits_view, name="api-key-limits"),
     path("playground/", views.playground, name="playground"),
     path("staff/", views.staff, name="staff"),
     path("api/monitoring/usage", api.UsageStatsApi.as_view(), name="monitoring-usage"),

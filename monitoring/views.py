@@ -14,7 +14,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing.credits import format_credits, format_usd, topup_cents_to_micro
 from billing.selectors import balance_get, transactions_list, transactions_page, usage_hold_get
 from gateway.catalog import catalog_list, catalog_models_get
-from gateway.keys import api_key_create, api_key_revoke
+from gateway.forms import ApiKeyLimitsForm
+from gateway.keys import api_key_create, api_key_get, api_key_revoke
 from gateway.models import RoutingRule
 from smartspec.errors import NotFound
 
@@ -147,7 +148,10 @@ def api_keys(request):
         name = request.POST.get("name", "").strip()[:100]
         _, new_key = api_key_create(user=request.user, name=name)
         # Rendered straight into this response and nowhere else: the key is shown once.
-    keys = request.user.api_keys.order_by("-created_at")
+    keys = [
+        {"key": key, "limits": ApiKeyLimitsForm(instance=key, auto_id=f"id_{key.pk}_%s")}
+        for key in request.user.api_keys.order_by("-created_at")
+    ]
     return render(request, "dashboard/keys.html", {"keys": keys, "new_key": new_key})
 
 
@@ -157,9 +161,26 @@ def api_key_revoke_view(request, key_id: int):
     try:
         key = api_key_revoke(user=request.user, key_id=key_id)
     except NotFound:
-        messages.error(request, "No such key.")
+        # Another user's key id answers exactly like one that does not exist.
+        raise Http404("No such key.")
+    messages.success(request, f"Key {key.prefix}… revoked.")
+    return redirect("api-keys")
+
+
+@require_POST
+@login_required
+def api_key_limits_view(request, key_id: int):
+    try:
+        key = api_key_get(user=request.user, key_id=key_id)
+    except NotFound:
+        raise Http404("No such key.")
+    form = ApiKeyLimitsForm(request.POST, instance=key)
+    if form.is_valid():
+        form.save()
+        messages.success(request, f"Limits of {key.prefix}… saved.")
     else:
-        messages.success(request, f"Key {key.prefix}… revoked.")
+        errors = "; ".join(f"{form.fields[f].label or f}: {e[0]}" for f, e in form.errors.items())
+        messages.error(request, f"Limits not saved: {errors}")
     return redirect("api-keys")
 
 

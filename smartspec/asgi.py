@@ -2,13 +2,50 @@
 
 Static files are served by Django's own ASGI static handler, so a single
 process serves the dashboard's assets without a separate web server.
+
+`POST /v1/chat/completions` (API keys only, no session, no CSRF, no HTML) goes
+to a second Django handler that runs only the project's async middleware. The
+dashboard's middleware (sessions, CSRF, auth, messages, security headers) is
+sync-only in Django: in an async handler each of them costs one or two hops to
+a worker thread per request, which was most of what the gateway added to a
+provider call (docs/PERFORMANCE.md).
 """
 
 import os
 
+from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smartspec.settings")
 
-application = ASGIStaticFilesHandler(get_asgi_application())
+# Paths served by API keys alone; every other path gets the full middleware.
+API_KEY_PATHS = frozenset({"/v1/chat/completions"})
+API_KEY_MIDDLEWARE = (
+    "smartspec.middleware.request_id_middleware",
+    "smartspec.middleware.api_error_middleware",
+)
+
+
+class ApiKeyPathHandler(ASGIHandler):
+    """Django's ASGI handler with only the middleware an API-key call needs (both async-native)."""
+
+    def load_middleware(self, is_async=False):
+        # Django builds the chain from settings.MIDDLEWARE; this runs once, at startup.
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = [path for path in full if path in API_KEY_MIDDLEWARE]
+        try:
+            super().load_middleware(is_async=is_async)
+        finally:
+            settings.MIDDLEWARE = full
+
+
+_site = ASGIStaticFilesHandler(get_asgi_application())
+_api = ApiKeyPathHandler()
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] in API_KEY_PATHS:
+        return await _api(scope, receive, send)
+    return await _site(scope, receive, send)

@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from .urlsafety import UnsafeURL, base_url_validate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -20,6 +22,12 @@ if env.bool("DJANGO_READ_DOT_ENV_FILE", default=True) and (BASE_DIR / ".env").ex
 def env_str(name: str, default: str = "") -> str:
     """A string setting where an empty value (`NAME=` in .env) means "use the default"."""
     return env.str(name, default="") or default
+
+
+def env_int_or_none(name: str) -> int | None:
+    """An optional whole number where unset or empty means "none"."""
+    value = env_str(name)
+    return int(value) if value else None
 
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -88,11 +96,34 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE makes writers queue for the lock instead of failing mid-transaction.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# PostgreSQL: a psycopg pool per process. An async worker may hold many calls open at once; each of
+# their short DB steps borrows a connection and gives it back (gateway.db), so the server sees at
+# most DB_POOL_MAX_SIZE connections per worker instead of one per open call. 0 turns the pool off.
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=16)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "smartspec.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            # One pool per process (smartspec.cache); a burst of calls waits for a connection
+            # instead of failing once the pool is full.
+            "OPTIONS": {
+                "pool_class": "redis.BlockingConnectionPool",
+                "max_connections": env.int("REDIS_POOL_MAX_SIZE", default=64),
+                "timeout": 5,
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -157,6 +188,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "smartspec.errors.drf_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["gateway.limits.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -176,6 +208,11 @@ SPECTACULAR_SETTINGS = {
 }
 # API keys are stored as HMAC-SHA256 under this secret; rotating it invalidates every key.
 API_KEY_SECRET = env_str("API_KEY_SECRET", SECRET_KEY)
+# Seconds a catalog model (prices, providers) is served from the cache; edits in admin and the sync
+# drop it at once.
+CATALOG_CACHE_SECONDS = env.int("CATALOG_CACHE_SECONDS", default=300)
+# Seconds a found API key is served from the shared cache; revocation takes effect at once anyway.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=60)
 
 # --- Providers and routing (DESIGN.md "Configuration") ----------------------
 USE_OPENROUTER = env.bool("USE_OPENROUTER", default=True)
@@ -194,9 +231,36 @@ GEMINI_BASE_URL = env_str("GEMINI_BASE_URL", "https://generativelanguage.googlea
 GROQ_API_KEY = env_str("GROQ_API_KEY")
 GROQ_BASE_URL = env_str("GROQ_BASE_URL", "https://api.groq.com/openai/v1")
 OLLAMA_BASE_URL = env_str("OLLAMA_BASE_URL")
+# Base URLs are where our provider keys are sent: refuse metadata/link-local hosts always, and
+# private/loopback hosts outside DEBUG unless allowed (a self-hosted Ollama on the LAN).
+ALLOW_PRIVATE_BASE_URLS = env.bool("ALLOW_PRIVATE_BASE_URLS", default=DEBUG)
+for _name in (
+    "OPENROUTER_BASE_URL",
+    "ZAI_BASE_URL",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_BASE_URL",
+    "GROQ_BASE_URL",
+    "OLLAMA_BASE_URL",
+):
+    if globals()[_name]:
+        try:
+            base_url_validate(globals()[_name], allow_private=ALLOW_PRIVATE_BASE_URLS)
+        except UnsafeURL as _exc:
+            raise ImproperlyConfigured(f"{_name}: {_exc}") from None
 DEFAULT_BUDGET_PRIORITY = env_str("DEFAULT_BUDGET_PRIORITY", "balanced")
 DEFAULT_TEMPERATURE = env.float("DEFAULT_TEMPERATURE", default=0.7)
 DEFAULT_MAX_TOKENS = env.int("DEFAULT_MAX_TOKENS", default=4000)
+# Bounds of one chat request (400 beyond them); MAX_REQUEST_BYTES above bounds its size (413).
+MAX_MESSAGES = env.int("MAX_MESSAGES", default=2000)
+MAX_OUTPUT_TOKENS = env.int("MAX_OUTPUT_TOKENS", default=1_000_000)
+# Limits a new API key starts with (gateway.limits); empty means none. Staff change them per key
+# in admin, users on the dashboard's keys page. Spend caps are in whole credits.
+KEY_DEFAULT_REQUESTS_PER_MINUTE = env_int_or_none("KEY_DEFAULT_REQUESTS_PER_MINUTE")
+KEY_DEFAULT_TOKENS_PER_MINUTE = env_int_or_none("KEY_DEFAULT_TOKENS_PER_MINUTE")
+KEY_DEFAULT_CREDITS_PER_DAY = env_int_or_none("KEY_DEFAULT_CREDITS_PER_DAY")
+KEY_DEFAULT_CREDITS_PER_MONTH = env_int_or_none("KEY_DEFAULT_CREDITS_PER_MONTH")
+LIMITS_KEY_PREFIX = env_str("LIMITS_KEY_PREFIX", "ss:limit")
 # Seconds allowed to connect to and to hear from an upstream.
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=120.0)

@@ -15,6 +15,10 @@ os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 os.environ.setdefault("ALLOWED_HOSTS", "*")
+# Stand-in upstreams listen on 127.0.0.1.
+os.environ.setdefault("ALLOW_PRIVATE_BASE_URLS", "true")
+# Tests write the catalog straight through the ORM; the tests of the cache turn it on themselves.
+os.environ.setdefault("CATALOG_CACHE_SECONDS", "0")
 os.environ.setdefault("LOG_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test-logs"))
 
 from .settings import *  # noqa: F403

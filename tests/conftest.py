@@ -87,3 +87,15 @@ def _ledger_invariant(request):
             CreditHold.objects.filter(state=CreditHold.State.HELD).values_list("request_id", flat=True)
         )
         assert open_holds == [], f"credit holds left open: {open_holds}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup):
+    """Close PostgreSQL's connection pool before the test database is dropped (its idle
+    connections would keep the database in use)."""
+    yield
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if getattr(conn, "pool", None) is not None:
+            conn.close_pool()

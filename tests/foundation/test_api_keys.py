@@ -109,3 +109,34 @@ def test_keys_are_unique_and_checksummed():
     raw = keys.pop()
     tampered = raw[:-7] + ("B" if raw[-7] != "B" else "C") + raw[-6:]
     assert key_is_well_formed(raw) and not key_is_well_formed(tampered)
+
+
+def test_edited_limits_take_effect_despite_the_key_cache(user):
+    from gateway.forms import ApiKeyLimitsForm
+    from gateway.keys import api_key_authenticate
+
+    key, raw = api_key_create(user=user)
+    assert api_key_authenticate(raw).requests_per_minute == key.requests_per_minute  # now cached
+    form = ApiKeyLimitsForm(
+        {
+            "requests_per_minute": 7,
+            "tokens_per_minute": "",
+            "credits_per_day_credits": "2.5",
+            "credits_per_month_credits": "",
+        },
+        instance=key,
+    )
+    assert form.is_valid(), form.errors
+    form.save()
+    fresh = api_key_authenticate(raw)
+    assert fresh.requests_per_minute == 7
+    assert fresh.credits_per_day == 2_500_000
+
+
+def test_revocation_beats_the_key_cache(user):
+    from gateway.keys import api_key_authenticate
+
+    key, raw = api_key_create(user=user)
+    assert api_key_authenticate(raw) is not None  # now cached
+    api_key_revoke(user=user, key_id=key.pk)
+    assert api_key_authenticate(raw) is None
