@@ -331,3 +331,45 @@ async def test_redis_down_is_503_and_no_upstream_is_called(faulty, settings, fun
     assert faulty.count() == 0
     after = await money(funded)
     assert (after["balance"], after["held"], after["usage_entries"]) == (before["balance"], 0, 0)
+
+
+async def test_a_half_open_provider_gets_its_trial_stream_and_a_second_caller_is_kept_away(
+    faulty, settings, funded, ahttp
+):
+    from monitoring.health import ProviderHealthMonitor
+
+    def trip():
+        monitor = ProviderHealthMonitor()
+        for _ in range(3):
+            monitor.record_attempt(
+                provider="openrouter", model="", ok=False, latency_ms=500, error_class="UpstreamTimeout"
+            )
+
+    await sync_to_async(trip)()
+    settings.CIRCUIT_COOLDOWN_SECONDS = 0
+    faulty.script("openrouter", "ok_stream")
+    faulty.script("openai", "ok_stream")
+    # Another call holds the trial right now: this one goes straight to the direct provider.
+    assert await sync_to_async(lambda: ProviderHealthMonitor().circuit_states(["openrouter"]))() == {
+        "openrouter": "half_open"
+    }
+    r = await ahttp.post(
+        "/v1/chat/completions", {"model": "openai/gpt-4o", "messages": HELLO, "stream": True}
+    )
+    assert (await _sse(r))[-1] == "[DONE]"
+    assert (faulty.count("openrouter"), faulty.count("openai")) == (0, 1)
+
+    # That trial ended (its outcome was recorded): the next stream is the trial and goes to OpenRouter.
+    await sync_to_async(
+        lambda: ProviderHealthMonitor().record_attempt(
+            provider="openrouter", model="", ok=True, latency_ms=90
+        )
+    )()
+    r = await ahttp.post(
+        "/v1/chat/completions", {"model": "openai/gpt-4o", "messages": HELLO, "stream": True}
+    )
+    assert (await _sse(r))[-1] == "[DONE]"
+    assert (faulty.count("openrouter"), faulty.count("openai")) == (1, 1)
+    assert (await health())["openrouter"]["circuit"] == "closed"  # HEALTH_UP_AFTER = 2 successes
+    after = await money(funded)
+    assert (after["usage_entries"], after["held"]) == (2, 0)
