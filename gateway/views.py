@@ -20,6 +20,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from smartspec.errors import (
+    BACKING_SERVICE_DOWN,
     APIError,
     AuthenticationError,
     Forbidden,
@@ -50,7 +51,8 @@ async def _authenticate(request: HttpRequest) -> ApiKey:
         raise AuthenticationError()
     try:
         api_key = await run_db_step(api_key_authenticate)(parts[1])
-    except DatabaseError:
+    except (DatabaseError, *BACKING_SERVICE_DOWN):
+        # The database, or the Redis cache in front of it, is down: fail closed.
         raise ServiceUnavailable("The key store is unavailable; try again shortly.")
     if api_key is None:
         # Never echo the presented key back.

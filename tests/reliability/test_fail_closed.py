@@ -25,6 +25,8 @@ def _calls(base: str, key: str) -> list[httpx.Response]:
         httpx.post(f"{base}/v1/chat/completions", json=BODY, headers=headers, timeout=30),
         httpx.post(f"{base}/v1/chat/completions", json={**BODY, "stream": True}, headers=headers, timeout=30),
         httpx.post(f"{base}/api/llm/chat", json=BODY, headers=headers, timeout=30),
+        # A DRF endpoint too: its key check needs the same services.
+        httpx.get(f"{base}/api/credits/balance", headers=headers, timeout=30),
     ]
 
 
@@ -36,13 +38,15 @@ def test_database_down_is_503_and_the_upstream_sees_nothing(fake):
         "DEBUG": "false",
         "OPENROUTER_API_KEY": "sk-or-v1-fault-suite-key",
         "OPENROUTER_BASE_URL": fake.url("openrouter", "/api/v1"),
+        # The connection pool waits this long for a database that is not coming before it gives up.
+        "DB_POOL_TIMEOUT": "1",
     }
     with live_gateway(env, workers=1) as base:
         # A well-formed key (its checksum passes), so the server has to ask the database.
         responses = _calls(base, key_generate())
         ready = httpx.get(f"{base}/readyz", timeout=30)
 
-    assert [r.status_code for r in responses] == [503, 503, 503]
+    assert [r.status_code for r in responses] == [503, 503, 503, 503]
     assert {r.json()["error"]["code"] for r in responses} == {"service_unavailable"}
     assert ready.status_code == 503 and ready.json()["checks"]["database"] == "unavailable"
     assert fake.count() == 0
@@ -60,7 +64,7 @@ def test_redis_down_is_503_and_the_upstream_sees_nothing(fake, catalog, user, ap
     with live_gateway(env, workers=1) as base:
         responses = _calls(base, api_key)
 
-    assert [r.status_code for r in responses] == [503, 503, 503]
+    assert [r.status_code for r in responses] == [503, 503, 503, 503]
     assert fake.count() == 0
     assert balance(user) == {"balance": 100 * 10**6, "held": 0, "available": 100 * 10**6}
 
