@@ -101,8 +101,8 @@ async def test_each_fault_fails_over_to_the_direct_provider_and_charges_only_the
         ("openrouter", "error", FAULTS[fault]),
         ("openai", "ok", ""),
     ]
-    # The per-provider limit (0.5 s) applies, not the global 30 s.
-    assert elapsed < 10 * PROVIDER_LIMIT
+    # The per-provider limit (0.5 s) applies, not the global 30 s (generous: the machine is shared).
+    assert elapsed < 20 * PROVIDER_LIMIT
     cost = await sync_to_async(_openai_direct_cost)()
     after = await money(funded)
     assert before["balance"] - after["balance"] == cost == int(body["credits_charged"].replace(".", ""))
@@ -194,7 +194,7 @@ async def test_a_stream_broken_midway_is_charged_for_what_was_produced(
     assert "error" in events[-1]  # the OpenAI SDK raises on an error event
     # Output had started: no fallback (the client holds part of an answer).
     assert faulty.count("openai") == 0
-    assert elapsed < 10 * PROVIDER_LIMIT
+    assert elapsed < 20 * PROVIDER_LIMIT
     after = await money(funded)
     charged = before["balance"] - after["balance"]
     # No usage came: 80 produced bytes are 20 estimated tokens at gpt-4o's $0.00001, plus the prompt.
@@ -237,14 +237,12 @@ async def test_circuit_breaker_opens_skips_the_dead_provider_then_half_opens_and
         assert rows["openrouter"]["circuit"] == "open" and rows["openrouter"]["down"] is True
 
         # Open: the next calls do not touch OpenRouter at all, so they pay no timeout.
-        started = time.monotonic()
         for _ in range(5):
             r = await ahttp.post("/api/llm/chat", {"model": "openai/gpt-4o", "messages": HELLO})
             assert r.status_code == 200
             first = r.json()["attempts"][0]
-            assert (first["provider"], first["status"]) == ("openrouter", "skipped")
+            assert (first["provider"], first["status"], first["latency_ms"]) == ("openrouter", "skipped", 0)
             assert first["reason"].startswith("circuit open")
-        assert time.monotonic() - started < 5 * PROVIDER_LIMIT
     finally:
         hole.close()
 
