@@ -220,3 +220,33 @@ def test_a_worker_killed_between_hold_and_settle_gets_its_hold_expired_and_a_lat
     assert selectors.balance_get(user=user)["balance"] == 10 * C == _ledger_sum(user)
     assert not LedgerEntry.objects.filter(kind="usage").exists()
     assert services.ledger_reconcile() == []
+
+
+@pytest.mark.parametrize("outcome", ["lost", "won"])
+def test_dispute_created_and_closed_arriving_together_leave_no_credits_frozen(user, stripe_settings, outcome):
+    """Stripe does not promise order: for 10 payments the dispute's created and closed events race."""
+    events = []
+    for n in range(10):
+        session = s.checkout_session(
+            user_id=user.pk, cents=10000, session_id=f"cs_test_dp{n}", payment_intent=f"pi_3Dp{n}"
+        )
+        assert _post(s.event("checkout.session.completed", session)) == 200
+        events += [
+            s.event(
+                "charge.dispute.created",
+                s.dispute(dispute_id=f"dp_1R{n}", intent_id=f"pi_3Dp{n}", cents=10000),
+            ),
+            s.event(
+                "charge.dispute.closed",
+                s.dispute(dispute_id=f"dp_1R{n}", intent_id=f"pi_3Dp{n}", cents=10000, status=outcome),
+            ),
+        ]
+
+    assert run_concurrently(lambda i: _post(events[i]), len(events)) == [200] * len(events)
+
+    assert list(CreditHold.objects.filter(state="held").values_list("request_id", flat=True)) == []
+    balance = selectors.balance_get(user=user)
+    assert balance["held"] == 0
+    assert balance["balance"] == (0 if outcome == "lost" else 10 * 86_956 * C) == _ledger_sum(user)
+    assert set(TopUp.objects.values_list("dispute_status", flat=True)) == {outcome}
+    assert services.ledger_reconcile() == []
