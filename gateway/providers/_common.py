@@ -57,6 +57,16 @@ def tag(error: UpstreamError, provider: str, status: int | None = None, code: st
     return error
 
 
+def stream_incomplete(provider: str) -> UpstreamUnavailable:
+    """The error for a stream that ended without its finish marker (the answer may be cut short)."""
+    return tag(
+        UpstreamUnavailable(f"The stream from {provider} ended before the answer was complete."),
+        provider,
+        200,
+        "stream_incomplete",
+    )
+
+
 def safe_code(value: Any) -> str | None:
     """An upstream error code short and plain enough to show (a token, never free text)."""
     if isinstance(value, int | str) and _SAFE_CODE.match(str(value)):

@@ -19,7 +19,7 @@ from gateway.providers._common import (
     make_usage,
     malformed,
     split_data_url,
-    tag,
+    stream_incomplete,
     text_of,
     token_count,
 )
@@ -32,7 +32,7 @@ from gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
-from smartspec.errors import UpstreamError, UpstreamUnavailable
+from smartspec.errors import UpstreamError
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -203,12 +203,7 @@ class AnthropicStreamParser:
 
     def finish(self) -> list[StreamDelta]:
         if not self.done:
-            raise tag(
-                UpstreamUnavailable(f"The stream from {self.provider} ended before the answer was complete."),
-                self.provider,
-                200,
-                "stream_incomplete",
-            )
+            raise stream_incomplete(self.provider)
         return []
 
 

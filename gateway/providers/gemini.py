@@ -20,7 +20,7 @@ from gateway.providers._common import (
     make_usage,
     malformed,
     split_data_url,
-    tag,
+    stream_incomplete,
     text_of,
     token_count,
 )
@@ -33,7 +33,7 @@ from gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
-from smartspec.errors import UpstreamError, UpstreamRateLimited, UpstreamUnavailable
+from smartspec.errors import UpstreamError, UpstreamRateLimited
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -206,12 +206,7 @@ class GeminiStreamParser:
 
     def finish(self) -> list[StreamDelta]:
         if not self.finished:
-            raise tag(
-                UpstreamUnavailable(f"The stream from {self.provider} ended before the answer was complete."),
-                self.provider,
-                200,
-                "stream_incomplete",
-            )
+            raise stream_incomplete(self.provider)
         return []
 
 

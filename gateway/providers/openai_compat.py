@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.providers._common import error_for_status, load_json, make_usage, malformed, tag
+from gateway.providers._common import (
+    error_for_status,
+    load_json,
+    make_usage,
+    malformed,
+    stream_incomplete,
+    tag,
+)
 from gateway.providers.base import (
     WIRE_OPENAI_COMPAT,
     ChatRequest,
@@ -92,12 +99,7 @@ class OpenAICompatStreamParser:
 
     def finish(self) -> list[StreamDelta]:
         if not (self.done or self.finished):
-            raise tag(
-                UpstreamUnavailable(f"The stream from {self.provider} ended before the answer was complete."),
-                self.provider,
-                200,
-                "stream_incomplete",
-            )
+            raise stream_incomplete(self.provider)
         return []
 
 
