@@ -3,20 +3,16 @@ short per-provider timeouts, funded callers, and the ledger figures the tests co
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.billing.conftest import stripe_settings  # noqa: F401  (Stripe's test secrets)
 from tests.gateway.conftest import catalog, grant  # noqa: F401  (the seeded catalog fixture)
 from tests.reliability.fake_upstream import FakeUpstream
+from tests.support import live_uvicorn as live_gateway  # noqa: F401  (used by the suites here)
+from tests.support import subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 # Per-provider limits under test: far below the global UPSTREAM_*_TIMEOUT set beside them.
@@ -98,46 +94,8 @@ def _close_worker_thread_connections(request):
         SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def live_gateway(env: dict[str, str], *, workers: int = 2):
-    """uvicorn serving the project in a subprocess with `env` on top of ours; yields its base URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "smartspec.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "smartspec.settings_test", **env},
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def gateway_env(fake: FakeUpstream, **extra: str) -> dict[str, str]:
     """A subprocess's provider settings: OpenRouter only, served by the fake upstream."""
-    from tests.billing.conftest import subprocess_database_url
-
     return {
         "DATABASE_URL": subprocess_database_url(),
         "DEBUG": "false",

@@ -22,9 +22,10 @@ from billing.credits import MICRO_PER_CREDIT, usd_to_micro
 from billing.models import CreditHold, LedgerEntry, TopUp
 from smartspec.errors import InsufficientCredits
 from tests.billing import stripe_shapes as s
-from tests.billing.conftest import run_concurrently, subprocess_database_url
+from tests.billing.conftest import run_concurrently
 from tests.reliability.conftest import ROOT, gateway_env, grant, live_gateway
 from tests.reliability.fake_upstream import OPENROUTER_COST
+from tests.support import subprocess_database_url
 
 C = MICRO_PER_CREDIT
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
