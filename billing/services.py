@@ -617,10 +617,13 @@ def dispute_close(
     found = _topup_for_payment(payment_intent_id)
     if found is None:
         return None
-    hold_ref = CreditHold.objects.filter(request_id=f"dispute:{dispute_id}").first()
     with transaction.atomic():
-        hold = CreditHold.objects.select_for_update().get(pk=hold_ref.pk) if hold_ref else None
         account = _lock_account(found.account_id)
+        # Looked up under the account lock, which dispute_open holds while it creates the hold: a
+        # created event racing this one has either committed its hold (found here) or will see the
+        # dispute closed and freeze nothing. (Only this function locks dispute holds, so taking the
+        # account first cannot deadlock with the usage path's hold-then-account order.)
+        hold = CreditHold.objects.select_for_update().filter(request_id=f"dispute:{dispute_id}").first()
         topup = TopUp.objects.select_for_update().get(pk=found.pk)
         if topup.dispute_id == dispute_id and topup.dispute_status in ("won", "lost", "warning_closed"):
             return None

@@ -229,10 +229,13 @@ def health_record_sync(*, attempts: list[Attempt], output_tokens: int = 0) -> No
         for attempt in attempts:
             if attempt.status not in ("ok", "error"):
                 continue
+            # An upstream that rejected the request itself answered correctly: callers sending bad
+            # requests must not trip the breaker for everyone.
+            answered = attempt.status == "ok" or attempt.error_class == "UpstreamBadRequest"
             monitor.record_attempt(
                 provider=attempt.provider,
                 model=attempt.model,
-                ok=attempt.status == "ok",
+                ok=answered,
                 latency_ms=attempt.latency_ms,
                 output_tokens=output_tokens if attempt.status == "ok" else 0,
                 error_class=attempt.error_class,

@@ -3,8 +3,10 @@
 `route_plan` (sync, reads the catalog and the matrix) turns the caller's options into an ordered list
 of attempts: for each of [model, *fallback_models], OpenRouter first (when enabled and allowed), then
 the model's direct providers; attempts that a price cap or a privacy demand rules out are kept as
-`skipped` with the reason, so the caller can see why. `attempts_run` (async) walks the plan, moving on
-only after a retryable upstream failure.
+`skipped` with the reason, so the caller can see why. A provider whose circuit breaker is open (it kept
+failing; see monitoring.health) is skipped the same way until its cooldown ends; once half-open, one
+call claims the trial attempt. `attempts_run` (async) walks the plan, moving on only after a retryable
+upstream failure.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from django.conf import settings
 from smartspec.errors import (
     InvalidRequest,
     ModelNotFound,
+    ServiceUnavailable,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 
 from .catalog import OLLAMA_PREFIX, OPENROUTER, CatalogModel, catalog_models_get
+from .db import run_db_step
 from .models import RoutingRule
 from .providers import direct_provider_for, provider_call, provider_configs
 from .providers.base import ChatRequest, ChatResult, ProviderConfig
@@ -152,6 +156,7 @@ class Attempt:
     reason: str = ""
     error_class: str = ""
     latency_ms: int = 0
+    trial: bool = False  # the provider's breaker is half-open: the attempt must claim its trial first
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -352,7 +357,14 @@ def route_plan(*, options: RouteOptions) -> RoutePlan:
                 )
         attempts.extend(per_model)
 
+    _circuits_apply(attempts)
     plan = RoutePlan(model=first, task_type=task_type, route=route, attempts=attempts, models=models)
+    if plan.attempts and not plan.runnable and any(a.reason.startswith(CIRCUIT_REASON) for a in attempts):
+        raise UpstreamUnavailable(
+            "Every provider for this request is cooling down after repeated failures; try again shortly.",
+            code="circuit_open",
+            extra={"attempts": plan.attempts_as_dicts()},
+        )
     if not plan.runnable:
         reasons = "; ".join(
             f"{a.model}{' via ' + a.provider if a.provider else ''}: {a.reason}" for a in attempts
@@ -365,9 +377,55 @@ def route_plan(*, options: RouteOptions) -> RoutePlan:
     return plan
 
 
+CIRCUIT_REASON = "circuit open"
+
+
+def _circuits_apply(attempts: list[Attempt]) -> None:
+    """Skip attempts at providers whose breaker is open; flag those that are half-open for a trial."""
+    providers = [a.provider for a in attempts if a.status == "planned" and a.provider not in ("", DEMO)]
+    if not providers:
+        return
+    try:
+        circuits = _health().circuit_states(providers, claim_trials=False)
+    except Exception as exc:
+        # The shared state (Redis) is down: fail closed rather than call providers blind.
+        logger.error("provider state store unavailable: %s", type(exc).__name__)
+        raise ServiceUnavailable("The provider state store is unavailable; try again shortly.")
+    for attempt in attempts:
+        circuit = circuits.get(attempt.provider)
+        if attempt.status != "planned" or circuit is None:
+            continue
+        if circuit == "open":
+            attempt.status = "skipped"
+            attempt.reason = f"{CIRCUIT_REASON}: {attempt.provider} kept failing; cooling down"
+        elif circuit == "half_open":
+            attempt.trial = True
+
+
+def attempt_trial_claim(attempt: Attempt) -> bool:
+    """For a half-open provider: whether this call won its one trial (else the attempt is skipped)."""
+    if not attempt.trial:
+        return True
+    try:
+        # Closed: another call's trial succeeded meanwhile.
+        won = _health().circuit_states([attempt.provider])[attempt.provider] in ("half_open", "closed")
+    except Exception:
+        won = False
+    if not won:
+        attempt.status = "skipped"
+        attempt.reason = f"{CIRCUIT_REASON}: {attempt.provider} is being tried by another call"
+    return won
+
+
 def chain_failed(plan: RoutePlan) -> UpstreamError:
     """The error for a chain where every attempt failed: 504 if they all timed out, else 502."""
     tried = [a for a in plan.attempts if a.status == "error"]
+    if not tried:
+        return UpstreamUnavailable(
+            "Every provider for this request is cooling down after repeated failures; try again shortly.",
+            code="circuit_open",
+            extra={"attempts": plan.attempts_as_dicts()},
+        )
     error_cls = (
         UpstreamTimeout
         if tried and all(a.error_class == UpstreamTimeout.__name__ for a in tried)
@@ -393,6 +451,8 @@ async def attempts_run(*, plan: RoutePlan, request: ChatRequest) -> tuple[ChatRe
     since every other attempt would fail the same way.
     """
     for attempt in plan.runnable:
+        if attempt.trial and not await run_db_step(attempt_trial_claim)(attempt):
+            continue
         started = time.monotonic()
         try:
             result = await provider_call(attempt.config, attempt_request(attempt, request))

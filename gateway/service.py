@@ -44,7 +44,7 @@ from .limits import KeyLimits, Reservation, limits_admit, limits_settle
 from .pricing import ResolvedUsage, prompt_token_bound, worst_case_usd
 from .providers import provider_stream
 from .providers.base import StreamDelta
-from .routing import Attempt, attempt_request, attempts_run, chain_failed
+from .routing import Attempt, attempt_request, attempt_trial_claim, attempts_run, chain_failed
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,9 @@ def _call_record(
         HealthSample(
             provider=a.provider,
             model=a.model,
-            ok=a.status == "ok",
+            # An upstream that rejected the request itself answered correctly: callers sending bad
+            # requests must not trip the breaker for everyone.
+            ok=a.status == "ok" or a.error_class == "UpstreamBadRequest",
             latency_ms=a.latency_ms,
             output_tokens=output_tokens if a.status == "ok" else 0,
             error_class=a.error_class,
@@ -405,6 +407,8 @@ class GatewayStream:
     async def start(self) -> None:
         """Walk the route until an attempt yields its first delta (errors before it are retryable)."""
         for attempt in self.prepared.plan.runnable:
+            if attempt.trial and not await run_db_step(attempt_trial_claim)(attempt):
+                continue
             begun = time.monotonic()
             upstream = provider_stream(attempt.config, attempt_request(attempt, self.prepared.chat))
             try:

@@ -20,6 +20,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from smartspec.errors import (
+    BACKING_SERVICE_DOWN,
     APIError,
     AuthenticationError,
     Forbidden,
@@ -63,7 +64,8 @@ def _key_checked(api_key: ApiKey | None) -> ApiKey:
 def _key_lookup_sync(raw: str, *, cache_keys: list[str]) -> tuple[ApiKey | None, dict]:
     try:
         return api_key_authenticate_prefetching(raw, cache_keys=cache_keys)
-    except DatabaseError:
+    except (DatabaseError, *BACKING_SERVICE_DOWN):
+        # The database, or the Redis cache in front of it, is down: fail closed.
         raise ServiceUnavailable("The key store is unavailable; try again shortly.")
 
 

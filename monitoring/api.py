@@ -67,6 +67,8 @@ class ProviderHealthListApi(APIView):
         last_probe_at = serializers.CharField(allow_null=True)
         probe_ok = serializers.BooleanField(allow_null=True)
         probe_latency_ms = serializers.IntegerField(allow_null=True)
+        circuit = serializers.ChoiceField(choices=["closed", "open", "half_open"], allow_null=True)
+        circuit_open_until = serializers.CharField(allow_null=True)
 
     @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request):
@@ -74,4 +76,5 @@ class ProviderHealthListApi(APIView):
         for row in rows:
             row["last_error_at"] = _iso(row["last_error_at"])
             row["last_probe_at"] = _iso(row["last_probe_at"])
+            row["circuit_open_until"] = _iso(row["circuit_open_until"])
         return Response({"providers": self.OutputSerializer(rows, many=True).data})

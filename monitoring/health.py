@@ -10,6 +10,13 @@ after `HEALTH_DOWN_AFTER` failures in a row and up again after `HEALTH_UP_AFTER`
 successes in a row, probes included, so a provider that was marked down comes back
 without waiting for traffic.
 
+The same state is the circuit breaker: a provider marked down is *open* (no traffic)
+for `CIRCUIT_COOLDOWN_SECONDS` after its latest failure, then *half-open*: one trial
+call at a time is let through (claimed with an atomic add that expires), until
+`HEALTH_UP_AFTER` successes close it again; a failed trial re-opens it. Routing asks
+`circuit_states()` before it plans a call, so a dead provider costs one timeout per
+cooldown, not one per request.
+
 The monitor is advisory: a storage failure is logged and read as "no data"
 (healthy), never raised into the caller's request.
 """
@@ -29,6 +36,8 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 _SEP = "|"
+
+CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN = "closed", "open", "half_open"
 
 # Updates one state hash atomically: consecutive counters, the down flag, last error and probe time.
 _STATE_LUA = """
@@ -56,7 +65,14 @@ return 1
 
 
 def _next_state(
-    state: dict, *, ok: bool, error_class: str, ts: float, probe: bool, down_after: int, up_after: int
+    state: dict,
+    *,
+    ok: bool,
+    error_class: str,
+    ts: float,
+    probe: bool,
+    down_after: int,
+    up_after: int,
 ) -> dict:
     """The same transition as `_STATE_LUA`, for the cache store."""
     state = dict(state)
@@ -96,6 +112,7 @@ class _CacheStore:
         ttl,
         down_after,
         up_after,
+        trial_keys,
     ) -> None:
         for key in sample_keys:
             samples = cache.get(key) or []
@@ -112,6 +129,8 @@ class _CacheStore:
                 up_after=up_after,
             )
             cache.set(key, state, ttl)
+        # A finished call ends the provider's half-open trial, whichever way it went.
+        cache.delete_many(trial_keys)
         index_key = f"{self.prefix}:idx"
         index = set(cache.get(index_key) or ())
         if not set(members) <= index:
@@ -124,6 +143,9 @@ class _CacheStore:
     def members(self) -> list[str]:
         return list(cache.get(f"{self.prefix}:idx") or ())
 
+    def claim(self, key: str, ttl: int) -> bool:
+        return cache.add(key, 1, ttl)
+
     def clear(self) -> None:
         # Only used by tests; locmem has no prefix scan, so forget the index and what it names.
         for member in self.members():
@@ -133,6 +155,7 @@ class _CacheStore:
                     f"{self.prefix}:t:{member}",
                     f"{self.prefix}:s:{member}",
                     f"{self.prefix}:p:{provider}",
+                    f"{self.prefix}:trial:{provider}",
                 ]
             )
         cache.delete(f"{self.prefix}:idx")
@@ -173,6 +196,7 @@ class _RedisStore:
         ttl,
         down_after,
         up_after,
+        trial_keys,
     ) -> None:
         payload = json.dumps(sample, separators=(",", ":"))
         pipe = self.client.pipeline(transaction=False)
@@ -183,9 +207,19 @@ class _RedisStore:
         for key in state_keys:
             self.state_script(
                 keys=[key],
-                args=[1 if ok else 0, down_after, up_after, error_class, ts, ttl, 1 if probe else 0],
+                args=[
+                    1 if ok else 0,
+                    down_after,
+                    up_after,
+                    error_class,
+                    ts,
+                    ttl,
+                    1 if probe else 0,
+                ],
                 client=pipe,
             )
+        if trial_keys:
+            pipe.delete(*trial_keys)
         pipe.sadd(f"{self.prefix}:idx", *members)
         pipe.expire(f"{self.prefix}:idx", ttl)
         pipe.execute()
@@ -206,6 +240,9 @@ class _RedisStore:
 
     def members(self) -> list[str]:
         return [m.decode() for m in self.client.smembers(f"{self.prefix}:idx")]
+
+    def claim(self, key: str, ttl: int) -> bool:
+        return bool(self.client.set(key, 1, nx=True, ex=ttl))
 
     def clear(self) -> None:
         keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=500))
@@ -253,6 +290,9 @@ class ProviderHealthMonitor:
         self.down_after = settings.HEALTH_DOWN_AFTER
         self.up_after = settings.HEALTH_UP_AFTER
         self.min_samples = settings.HEALTH_MIN_SAMPLES
+        self.cooldown = settings.CIRCUIT_COOLDOWN_SECONDS
+        # A trial call may take as long as any upstream call may.
+        self.trial_seconds = settings.UPSTREAM_CONNECT_TIMEOUT + settings.UPSTREAM_READ_TIMEOUT
 
     # --- keys -----------------------------------------------------------------
     def _member(self, provider: str, model: str | None) -> str:
@@ -266,6 +306,9 @@ class ProviderHealthMonitor:
 
     def _probe_key(self, provider: str) -> str:
         return f"{self.store.prefix}:p:{provider}"
+
+    def _trial_key(self, provider: str) -> str:
+        return f"{self.store.prefix}:trial:{provider}"
 
     # --- writes ---------------------------------------------------------------
     def record_attempt(
@@ -314,6 +357,7 @@ class ProviderHealthMonitor:
                 ttl=max(self.window_seconds * 4, 3600),
                 down_after=self.down_after,
                 up_after=self.up_after,
+                trial_keys=[] if probe else [self._trial_key(provider)],
             )
         except Exception as exc:  # advisory data: never fail the caller's request over it
             logger.warning("provider health write failed: %s", type(exc).__name__)
@@ -391,6 +435,39 @@ class ProviderHealthMonitor:
         figures = self._figures(samples[self._traffic_key(provider, model)])
         return {k: figures[k] for k in ("latency_p50_ms", "throughput_tps", "success_rate")}
 
+    def _open_until(self, state: dict) -> float | None:
+        """While marked down, the breaker stays open until the cooldown after its latest failure."""
+        if not state.get("down"):
+            return None
+        return (state.get("last_error_at") or 0) + self.cooldown
+
+    def _circuit(self, state: dict) -> str:
+        open_until = self._open_until(state)
+        if open_until is None:
+            return CIRCUIT_CLOSED
+        return CIRCUIT_OPEN if self.now() < open_until else CIRCUIT_HALF_OPEN
+
+    def circuit_states(self, providers: Iterable[str], *, claim_trials: bool = True) -> dict[str, str]:
+        """Each provider's breaker: closed, open, or half_open (this caller holds its one trial call).
+
+        A half-open provider whose trial another call already holds reads as open. Unlike the other
+        reads this raises when the store is unreachable: the caller must fail closed, not guess.
+        """
+        providers = list(dict.fromkeys(providers))
+        if not providers:
+            return {}
+        _, states = self.store.read(sample_keys=[], state_keys=[self._state_key(p, None) for p in providers])
+        circuits = {p: self._circuit(states[self._state_key(p, None)]) for p in providers}
+        for provider, circuit in circuits.items():
+            # The claim lapses on its own if the trial's worker dies before recording an outcome.
+            if (
+                circuit == CIRCUIT_HALF_OPEN
+                and claim_trials
+                and not self.store.claim(self._trial_key(provider), int(self.trial_seconds) + 1)
+            ):
+                circuits[provider] = CIRCUIT_OPEN
+        return circuits
+
     def get_all_provider_health(self) -> list[dict]:
         """One row per provider (model None) and per provider+model seen in the window."""
         try:
@@ -414,6 +491,8 @@ class ProviderHealthMonitor:
                 ),
                 "down": bool(state.get("down")),
                 "consecutive_failures": int(state.get("fails", 0)),
+                "circuit": self._circuit(state) if not model else None,
+                "circuit_open_until": self._open_until(state) if not model else None,
                 "last_error": state.get("last_error", ""),
                 "last_error_at": state.get("last_error_at"),
                 "last_probe_at": None,

@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf_exceptions
 
 logger = logging.getLogger(__name__)
@@ -177,10 +180,18 @@ def _flatten(detail, path: str = "") -> str:
     return f"{path}: {detail}" if path and path != "non_field_errors" else str(detail)
 
 
+# The database or Redis cannot be reached: a 503 (fail closed), not a 500 (a bug). Integrity and
+# programming errors are bugs and stay 500s.
+BACKING_SERVICE_DOWN = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+
+
 def as_api_error(exc: Exception) -> APIError | None:
     """Our error for an exception we know how to render, else None."""
     if isinstance(exc, APIError):
         return exc
+    if isinstance(exc, BACKING_SERVICE_DOWN):
+        logger.error("backing service unavailable: %s", type(exc).__name__)
+        return ServiceUnavailable("A backing service is unavailable; try again shortly.")
     if isinstance(exc, drf_exceptions.APIException):
         return _from_drf(exc)
     if isinstance(exc, RequestDataTooBig):

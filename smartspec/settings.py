@@ -275,6 +275,20 @@ LIMITS_KEY_PREFIX = env_str("LIMITS_KEY_PREFIX", "ss:limit")
 # Seconds allowed to connect to and to hear from an upstream.
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=120.0)
+# Per-provider overrides (`<PROVIDER>_CONNECT_TIMEOUT`, `<PROVIDER>_TIMEOUT` for reads): a slow local
+# model may need minutes while a hosted API that has not answered in 30 s is better failed over.
+PROVIDER_TIMEOUTS: dict[str, dict[str, float]] = {}
+for _name in ("openrouter", "zai", "openai", "anthropic", "google", "groq", "ollama"):
+    _limits = {}
+    if env_str(f"{_name.upper()}_CONNECT_TIMEOUT"):
+        _limits["connect"] = env.float(f"{_name.upper()}_CONNECT_TIMEOUT")
+    if env_str(f"{_name.upper()}_TIMEOUT"):
+        _limits["read"] = env.float(f"{_name.upper()}_TIMEOUT")
+    if _limits:
+        PROVIDER_TIMEOUTS[_name] = _limits
+# Circuit breaker: a provider marked down (HEALTH_DOWN_AFTER failures in a row) gets no traffic for
+# this long, then one trial call at a time until HEALTH_UP_AFTER successes close it again.
+CIRCUIT_COOLDOWN_SECONDS = env.float("CIRCUIT_COOLDOWN_SECONDS", default=30.0)
 # Catalog prices follow OpenRouter's list (gateway.tasks).
 CELERY_BEAT_SCHEDULE["gateway-catalog-sync"] = {
     "task": "gateway.catalog_sync",

@@ -82,6 +82,7 @@ _PROVIDER_SETTINGS = frozenset(
         "OLLAMA_BASE_URL",
         "UPSTREAM_CONNECT_TIMEOUT",
         "UPSTREAM_READ_TIMEOUT",
+        "PROVIDER_TIMEOUTS",
     }
 )
 
@@ -94,10 +95,14 @@ def _ollama_v1(base_url: str) -> str:
 @functools.cache
 def provider_configs() -> dict[str, ProviderConfig]:
     """The enabled providers by name, in the order the router prefers them."""
-    timeouts = {
-        "connect_timeout": settings.UPSTREAM_CONNECT_TIMEOUT,
-        "read_timeout": settings.UPSTREAM_READ_TIMEOUT,
-    }
+
+    def timeouts(name: str) -> dict[str, float]:
+        limits = settings.PROVIDER_TIMEOUTS.get(name, {})
+        return {
+            "connect_timeout": limits.get("connect", settings.UPSTREAM_CONNECT_TIMEOUT),
+            "read_timeout": limits.get("read", settings.UPSTREAM_READ_TIMEOUT),
+        }
+
     openrouter_headers = {}
     if settings.OPENROUTER_SITE_URL:
         openrouter_headers["HTTP-Referer"] = settings.OPENROUTER_SITE_URL
@@ -121,7 +126,13 @@ def provider_configs() -> dict[str, ProviderConfig]:
     ]
     configs = {
         name: ProviderConfig(
-            name=name, wire=wire, base_url=url, api_key=key, headers=headers, supports_zdr=zdr, **timeouts
+            name=name,
+            wire=wire,
+            base_url=url,
+            api_key=key,
+            headers=headers,
+            supports_zdr=zdr,
+            **timeouts(name),
         )
         for name, wire, url, key, headers, zdr in keyed
         if key
@@ -133,7 +144,7 @@ def provider_configs() -> dict[str, ProviderConfig]:
             wire=WIRE_OPENAI_COMPAT,
             base_url=_ollama_v1(settings.OLLAMA_BASE_URL),
             supports_zdr=True,
-            **timeouts,
+            **timeouts("ollama"),
         )
     if not configs or settings.DEBUG:
         configs["demo"] = ProviderConfig(name="demo", wire=WIRE_DEMO, base_url="", supports_zdr=True)

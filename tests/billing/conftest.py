@@ -1,12 +1,12 @@
 """Billing fixtures: funding accounts through the real services and running code in parallel threads."""
 
 import threading
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
 
 from billing.credits import MICRO_PER_CREDIT
+from tests.support import subprocess_database_url  # noqa: F401  (re-exported)
 
 
 @pytest.fixture
@@ -76,12 +76,3 @@ def deliver(stripe_settings):
         )
 
     return _deliver
-
-
-def subprocess_database_url() -> str:
-    """The URL of the test database, for a server or worker started in a subprocess."""
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

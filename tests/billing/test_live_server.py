@@ -1,10 +1,5 @@
 """Acceptance through HTTP on a running server: uvicorn (two worker processes) on the test database."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,50 +10,18 @@ from billing import selectors
 from billing.credits import MICRO_PER_CREDIT
 from billing.models import LedgerEntry, StripeEvent
 from tests.billing import stripe_shapes as s
-from tests.billing.conftest import subprocess_database_url
+from tests.support import live_uvicorn, subprocess_database_url
 
 C = MICRO_PER_CREDIT
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(transactional_db):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "smartspec.settings_test",
-        "DATABASE_URL": subprocess_database_url(),
-        "STRIPE_WEBHOOK_SECRET": s.WEBHOOK_SECRET,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "smartspec.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.2)
+    env = {"DATABASE_URL": subprocess_database_url(), "STRIPE_WEBHOOK_SECRET": s.WEBHOOK_SECRET}
+    with live_uvicorn(env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _post_event(base, payload: bytes, signature: str) -> httpx.Response:

@@ -1,10 +1,11 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support import celery_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,38 +78,8 @@ def test_ping_task_runs_eagerly_without_redis(settings):
 
 @pytest.mark.redis
 def test_ping_round_trips_through_a_real_worker_on_redis(settings):
-    from smartspec.celery import app
-
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="smartspec.settings_test", CELERY_TASK_ALWAYS_EAGER="false")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "smartspec",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"pingtest-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        app.conf.task_always_eager = False
-        deadline = time.monotonic() + 60
-        result = app.send_task("monitoring.ping")
-        assert result.get(timeout=max(1, deadline - time.monotonic())) == "pong"
-    finally:
-        app.conf.task_always_eager = True
-        worker.terminate()
-        worker.wait(timeout=30)
+    with celery_worker("pingtest") as app:
+        assert app.send_task("monitoring.ping").get(timeout=60) == "pong"
 
 
 def test_check_deploy_is_clean_with_production_settings():

@@ -7,7 +7,6 @@ real HTTP server on 127.0.0.1 and points OPENROUTER_BASE_URL at it, so the whole
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from decimal import Decimal
@@ -25,16 +24,11 @@ from tests.gateway.conftest import (
     raw_json,
     sse_response,
 )
+from tests.support import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HELLO = [{"role": "user", "content": "Say hello"}]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class _Server(uvicorn.Server):
@@ -52,7 +46,7 @@ class ServerThread:
     """An ASGI app served by uvicorn on 127.0.0.1 from a background thread."""
 
     def __init__(self, app):
-        self.port = _free_port()
+        self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning")
         self.server = _Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -3,17 +3,15 @@
 import datetime as dt
 import http.server
 import json
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
+
+from tests.support import celery_worker, subprocess_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,19 +52,12 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_probe_and_rollup_through_a_real_worker(user, make_usage, settings):
     from monitoring.health import ProviderHealthMonitor
     from monitoring.models import DailyUsage, ProviderHealthSnapshot, RollupState
-    from smartspec.celery import app
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -81,51 +72,25 @@ def test_probe_and_rollup_through_a_real_worker(user, make_usage, settings):
             created_at=now - dt.timedelta(days=days_ago) if days_ago else None,
         )
 
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="smartspec.settings_test",
-        CELERY_TASK_ALWAYS_EAGER="false",
-        DATABASE_URL=_database_url(),
-        HEALTH_KEY_PREFIX=prefix,
-        OPENROUTER_API_KEY="sk-or-v1-probe-test",
-        OPENROUTER_BASE_URL=f"http://127.0.0.1:{server.server_port}/api/v1",
+    env = {
+        "DATABASE_URL": subprocess_database_url(),
+        "HEALTH_KEY_PREFIX": prefix,
+        "OPENROUTER_API_KEY": "sk-or-v1-probe-test",
+        "OPENROUTER_BASE_URL": f"http://127.0.0.1:{server.server_port}/api/v1",
         # Only the stand-in upstream is configured: nothing reaches the internet.
-        ZAI_API_KEY="",
-        OPENAI_API_KEY="",
-        ANTHROPIC_API_KEY="",
-        GOOGLE_API_KEY="",
-        GROQ_API_KEY="",
-        OLLAMA_BASE_URL="",
-        DEBUG="false",
-    )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "smartspec",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"monitoringtest-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+        "ZAI_API_KEY": "",
+        "OPENAI_API_KEY": "",
+        "ANTHROPIC_API_KEY": "",
+        "GOOGLE_API_KEY": "",
+        "GROQ_API_KEY": "",
+        "OLLAMA_BASE_URL": "",
+        "DEBUG": "false",
+    }
     try:
-        app.conf.task_always_eager = False
-        probe = app.send_task("monitoring.probe_providers").get(timeout=90)
-        rollup = app.send_task("monitoring.rollup_daily_usage").get(timeout=90)
+        with celery_worker("monitoringtest", env) as app:
+            probe = app.send_task("monitoring.probe_providers").get(timeout=90)
+            rollup = app.send_task("monitoring.rollup_daily_usage").get(timeout=90)
     finally:
-        app.conf.task_always_eager = True
-        worker.terminate()
-        worker.wait(timeout=30)
         server.shutdown()
 
     # The probe: one GET of the models list with the key, no generation call.

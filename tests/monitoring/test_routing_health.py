@@ -44,7 +44,7 @@ def _order(**options):
     return [a.provider for a in plan.runnable]
 
 
-def test_an_unhealthy_provider_moves_to_the_back(two_direct_providers):
+def test_an_unhealthy_provider_moves_to_the_back(two_direct_providers, settings):
     monitor = two_direct_providers
     assert _order() == ["zai", "ollama"]
 
@@ -53,6 +53,10 @@ def test_an_unhealthy_provider_moves_to_the_back(two_direct_providers):
             provider="zai", model=MODEL, ok=False, latency_ms=30000, error_class="UpstreamTimeout"
         )
     assert monitor.is_provider_healthy("zai", MODEL) is False
+    # Marked down: its circuit is open, so it gets no traffic during the cooldown...
+    assert _order() == ["ollama"]
+    # ...and once the cooldown is over it is tried again, last.
+    settings.CIRCUIT_COOLDOWN_SECONDS = 0
     assert _order() == ["ollama", "zai"]
 
     # Two good probes bring Z.AI back to the front.

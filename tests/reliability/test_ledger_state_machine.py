@@ -1,0 +1,276 @@
+"""A Hypothesis state machine over the billing services: top-ups, holds, settles, releases, expiries,
+refunds, disputes (open, won, lost), staff clearing a shortfall and workers killed mid-call, in random
+order. After every step: the balance is the sum of the ledger, never below zero, `held` is the sum of
+the open holds, the figures match a model of the money policies, and no hold is resolved twice.
+
+Seeded and replayable: the run prints its seed; `LEDGER_SEED=<n>` replays (or explores) another.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, seed, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from billing import services
+from billing.credits import MICRO_PER_CREDIT, topup_cents_to_micro
+from billing.models import CreditAccount, CreditHold
+from smartspec.errors import InsufficientCredits
+
+C = MICRO_PER_CREDIT
+SEED = int(os.environ.get("LEDGER_SEED", "20261125"))
+# Bounded so CI stays fast: about 40 x 40 = 1,600 steps, each followed by the checks.
+MAX_EXAMPLES = int(os.environ.get("LEDGER_MAX_EXAMPLES", "40"))
+STEPS = 40
+_names = itertools.count()
+
+
+@dataclass
+class Payment:
+    intent: str
+    cents: int
+    credits: int
+    refunded_cents: int = 0
+    clawed: int = 0
+    dispute: str = ""  # "" | "open" | "closed"
+    frozen: int = 0
+
+    def share(self, cents: int) -> int:
+        return self.credits * min(cents, self.cents) // self.cents
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        # Each example runs in its own savepoint, rolled back at teardown: every run starts from the
+        # same empty ledger, so a failing sequence replays exactly.
+        self._example = transaction.atomic()
+        self._example.__enter__()
+        n = next(_names)
+        self.tag = f"m{n}"
+        self.user = get_user_model().objects.create_user(username=f"ledger-{n}")
+        self.balance = self.held = self.uncollectable = 0
+        self.open: dict[int, int] = {}  # hold pk -> amount, for calls still running
+        self.abandoned: dict[int, int] = {}  # holds of killed workers, past their expiry
+        self.resolved: dict[int, tuple] = {}  # hold pk -> (state, charged, excess) when it closed
+        self.payments: list[Payment] = []
+        self.requests = itertools.count()
+
+    # --- model helpers ------------------------------------------------------
+    def _clawback(self, payment: Payment, amount: int) -> None:
+        amount = min(amount, payment.credits - payment.clawed)
+        if amount <= 0:
+            return
+        take = min(amount, self.balance)
+        payment.clawed += amount
+        self.uncollectable += amount - take
+        self.balance -= take
+
+    def _place(self, amount: int) -> CreditHold | None:
+        may = self.uncollectable == 0 and self.balance - self.held >= amount
+        try:
+            hold = services.hold_place(
+                user=self.user, amount=amount, request_id=f"{self.tag}-{next(self.requests)}"
+            )
+        except InsufficientCredits:
+            assert not may, "a hold the available credits cover was refused"
+            return None
+        assert may, "a hold was placed beyond the available credits"
+        self.held += amount
+        return hold
+
+    def _closed(self, pk: int) -> None:
+        hold = CreditHold.objects.get(pk=pk)
+        assert hold.state != "held"
+        self.resolved[pk] = (hold.state, hold.charged, hold.excess)
+
+    # --- rules --------------------------------------------------------------
+    @rule(cents=st.integers(min_value=50, max_value=20_000))
+    def top_up(self, cents):
+        payment = Payment(
+            intent=f"pi_{self.tag}_{len(self.payments)}", cents=cents, credits=topup_cents_to_micro(cents)
+        )
+        _, credited = services.topup_apply(
+            user=self.user, amount_cents=cents, payment_intent_id=payment.intent, source="test"
+        )
+        assert credited
+        # The same payment again (another event type, a replay) credits nothing.
+        _, again = services.topup_apply(
+            user=self.user, amount_cents=cents, payment_intent_id=payment.intent, source="replay"
+        )
+        assert not again
+        self.payments.append(payment)
+        self.balance += payment.credits
+
+    @rule(credits=st.integers(min_value=0, max_value=60_000), micro=st.integers(min_value=0, max_value=C - 1))
+    def hold(self, credits, micro):
+        hold = self._place(credits * C + micro)
+        if hold is not None:
+            self.open[hold.pk] = hold.amount
+
+    @precondition(lambda self: self.open)
+    @rule(pick=st.integers(min_value=0), ratio=st.sampled_from([0, 1, 25, 50, 100, 150, 400]))
+    def settle(self, pick, ratio):
+        pk = sorted(self.open)[pick % len(self.open)]
+        amount = self.open.pop(pk)
+        cost = amount * ratio // 100
+        services.hold_settle(hold_id=pk, amount=cost)
+        self.held -= amount
+        # Never more than the hold plus what is still available; the rest is flagged, not charged.
+        charge = min(cost, max(0, self.balance - self.held))
+        self.balance -= charge
+        self._closed(pk)
+        state, charged, excess = self.resolved[pk]
+        assert (charged, excess) == (charge, cost - charge if cost else 0)
+        assert state == ("settled" if cost else "released")
+
+    @precondition(lambda self: self.open)
+    @rule(pick=st.integers(min_value=0))
+    def release(self, pick):
+        pk = sorted(self.open)[pick % len(self.open)]
+        self.held -= self.open.pop(pk)
+        services.hold_release(hold_id=pk)
+        self._closed(pk)
+
+    @rule(credits=st.integers(min_value=1, max_value=30_000))
+    def worker_killed(self, credits):
+        """A call placed its hold, then its worker died: nobody will settle it; it is past its expiry."""
+        hold = self._place(credits * C)
+        if hold is not None:
+            CreditHold.objects.filter(pk=hold.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+            self.abandoned[hold.pk] = hold.amount
+
+    @rule()
+    def expire(self):
+        """The beat job's service: only holds past their expiry go back."""
+        # Holds of calls still running are not touched.
+        assert services.holds_expire() == len(self.abandoned)
+        for pk, amount in self.abandoned.items():
+            self.held -= amount
+            self._closed(pk)
+            assert self.resolved[pk][0] == "expired"
+        self.abandoned.clear()
+
+    @precondition(lambda self: self.resolved)
+    @rule(pick=st.integers(min_value=0), amount=st.integers(min_value=0, max_value=10_000 * C))
+    def late_settle_or_release(self, pick, amount):
+        """A settle or release arriving for a hold already closed (retried, or from a revived worker)."""
+        pk = sorted(self.resolved)[pick % len(self.resolved)]
+        assert services.hold_settle(hold_id=pk, amount=amount) is None
+        services.hold_release(hold_id=pk)
+
+    @precondition(lambda self: self.payments)
+    @rule(pick=st.integers(min_value=0), more=st.integers(min_value=0, max_value=20_000))
+    def refund(self, pick, more):
+        payment = self.payments[pick % len(self.payments)]
+        cumulative = min(payment.cents, payment.refunded_cents + more)
+        services.topup_refund_apply(
+            payment_intent_id=payment.intent,
+            charge_id=f"ch_{payment.intent}",
+            amount_refunded_cents=cumulative,
+        )
+        if cumulative > payment.refunded_cents:
+            delta = payment.share(cumulative) - payment.share(payment.refunded_cents)
+            payment.refunded_cents = cumulative
+            self._clawback(payment, delta)
+
+    @precondition(lambda self: any(not p.dispute for p in self.payments))
+    @rule(pick=st.integers(min_value=0))
+    def dispute_open(self, pick):
+        candidates = [p for p in self.payments if not p.dispute]
+        payment = candidates[pick % len(candidates)]
+        services.dispute_open(
+            payment_intent_id=payment.intent, dispute_id=f"dp_{payment.intent}", amount_cents=payment.cents
+        )
+        wanted = min(payment.share(payment.cents), payment.credits - payment.clawed)
+        payment.frozen = max(0, min(wanted, self.balance - self.held))
+        payment.dispute = "open"
+        self.held += payment.frozen
+
+    @precondition(lambda self: any(p.dispute == "open" for p in self.payments))
+    @rule(pick=st.integers(min_value=0), outcome=st.sampled_from(["won", "lost"]))
+    def dispute_close(self, pick, outcome):
+        candidates = [p for p in self.payments if p.dispute == "open"]
+        payment = candidates[pick % len(candidates)]
+        self._dispute_close(payment, outcome)
+
+    def _dispute_close(self, payment: Payment, outcome: str) -> None:
+        services.dispute_close(
+            payment_intent_id=payment.intent,
+            dispute_id=f"dp_{payment.intent}",
+            status=outcome,
+            amount_cents=payment.cents,
+        )
+        self.held -= payment.frozen
+        payment.dispute = "closed"
+        if outcome == "lost":
+            self._clawback(payment, payment.share(payment.cents))
+        # A replay of the closing event changes nothing.
+        services.dispute_close(
+            payment_intent_id=payment.intent,
+            dispute_id=f"dp_{payment.intent}",
+            status=outcome,
+            amount_cents=payment.cents,
+        )
+
+    @precondition(lambda self: self.uncollectable)
+    @rule()
+    def staff_clear_shortfall(self):
+        services.account_shortfall_clear(user=self.user, actor=None, reason="written off")
+        self.uncollectable = 0
+
+    # --- checks after every step --------------------------------------------------
+    @invariant()
+    def money_is_conserved(self):
+        account = CreditAccount.objects.filter(user=self.user).first()
+        figures = (account.balance, account.held, account.uncollectable) if account else (0, 0, 0)
+        assert figures == (self.balance, self.held, self.uncollectable)
+        assert self.balance >= 0 and self.held >= 0
+        # balance == sum(entries) and held == sum(open holds), for every account.
+        assert services.ledger_reconcile() == []
+
+    @invariant()
+    def holds_resolve_at_most_once(self):
+        if not self.resolved:
+            return
+        now = {
+            h.pk: (h.state, h.charged, h.excess)
+            for h in CreditHold.objects.filter(pk__in=list(self.resolved))
+        }
+        assert now == self.resolved
+
+    def teardown(self):
+        transaction.set_rollback(True)
+        self._example.__exit__(None, None, None)
+
+
+@pytest.mark.django_db
+def test_ledger_state_machine():
+    print(
+        f"\nledger state machine: seed {SEED}, {MAX_EXAMPLES} examples x {STEPS} steps (LEDGER_SEED replays)"
+    )
+    run_state_machine_as_test(
+        seed(SEED)(LedgerMachine),
+        settings=settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
