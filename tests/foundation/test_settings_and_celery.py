@@ -103,3 +103,15 @@ def test_check_deploy_is_clean_with_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    import re
+
+    settings_src = (ROOT / "smartspec" / "settings.py").read_text()
+    read = set(
+        re.findall(r'env(?:_str|\.bool|\.int|\.float|\.list|\.str)?\("([A-Z][A-Z0-9_]+)"', settings_src)
+    )
+    read.discard("DJANGO_READ_DOT_ENV_FILE")  # a switch for tests, not configuration
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read - listed == set()
