@@ -1,5 +1,7 @@
 """Chat through the gateway with the official OpenAI SDK (non-streaming), then list the models.
 
+The SDK is a client-side package: `.venv/bin/pip install openai` (or `make install-dev`), then
+
 SMARTSPEC_API_KEY=sk-ss-... .venv/bin/python examples/openai_sdk.py
 SMARTSPEC_BASE_URL defaults to http://127.0.0.1:8000/v1 (`make run`).
 """

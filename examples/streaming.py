@@ -1,5 +1,7 @@
 """Stream a completion through the gateway with the OpenAI SDK; the last chunk carries the usage.
 
+The SDK is a client-side package: `.venv/bin/pip install openai` (or `make install-dev`), then
+
 SMARTSPEC_API_KEY=sk-ss-... .venv/bin/python examples/streaming.py
 """
 
