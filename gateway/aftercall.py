@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +103,7 @@ def _records_drain() -> None:
 
 
 def _records_write(batch: list[CallRecord]) -> None:
-    from monitoring.services import ProviderHealthMonitor, usage_record_create, usage_records_create
+    from monitoring.services import usage_record_create, usage_records_create
 
     try:
         usage_records_create(records=[record.usage for record in batch])
@@ -113,18 +114,42 @@ def _records_write(batch: list[CallRecord]) -> None:
                 usage_record_create(**record.usage)
             except Exception:  # the charge is in the ledger already; monitoring misses this row
                 logger.exception("recording usage failed for request %s", record.usage.get("request_id"))
+    health_samples_record(sample for record in batch for sample in record.health)
+
+
+def health_samples(*, attempts: Iterable[Any], output_tokens: int = 0) -> tuple[HealthSample, ...]:
+    """Each real attempt's outcome (skipped ones never reached a provider), as a snapshot."""
+    return tuple(
+        HealthSample(
+            provider=a.provider,
+            model=a.model,
+            # An upstream that rejected the request itself answered correctly: callers sending bad
+            # requests must not trip the breaker for everyone.
+            ok=a.status == "ok" or a.error_class == "UpstreamBadRequest",
+            latency_ms=a.latency_ms,
+            output_tokens=output_tokens if a.status == "ok" else 0,
+            error_class=a.error_class,
+        )
+        for a in attempts
+        if a.status in ("ok", "error")
+    )
+
+
+def health_samples_record(samples: Iterable[HealthSample]) -> None:
+    """Feed samples to provider health; never fails the caller."""
+    from monitoring.services import ProviderHealthMonitor
+
     try:
         monitor = ProviderHealthMonitor()
-        for record in batch:
-            for sample in record.health:
-                monitor.record_attempt(
-                    provider=sample.provider,
-                    model=sample.model,
-                    ok=sample.ok,
-                    latency_ms=sample.latency_ms,
-                    output_tokens=sample.output_tokens,
-                    error_class=sample.error_class,
-                )
+        for sample in samples:
+            monitor.record_attempt(
+                provider=sample.provider,
+                model=sample.model,
+                ok=sample.ok,
+                latency_ms=sample.latency_ms,
+                output_tokens=sample.output_tokens,
+                error_class=sample.error_class,
+            )
     except Exception:  # health is advice for routing, not part of the answer
         logger.exception("recording provider health failed")
 

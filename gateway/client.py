@@ -21,6 +21,7 @@ from django.conf import settings
 
 from smartspec.errors import InvalidRequest
 
+from .aftercall import health_samples, health_samples_record
 from .catalog import CatalogModel, catalog_list, catalog_models_get
 from .pricing import ResolvedUsage, cost_usd_compute, messages_bytes, usage_resolve
 from .providers import provider_configs
@@ -222,26 +223,7 @@ def answering_model_sync(prepared: PreparedChat, model_id: str, attempt: Attempt
 
 def health_record_sync(*, attempts: list[Attempt], output_tokens: int = 0) -> None:
     """Feed every real attempt's outcome to provider health; never fails the call."""
-    try:
-        from monitoring.services import ProviderHealthMonitor
-
-        monitor = ProviderHealthMonitor()
-        for attempt in attempts:
-            if attempt.status not in ("ok", "error"):
-                continue
-            # An upstream that rejected the request itself answered correctly: callers sending bad
-            # requests must not trip the breaker for everyone.
-            answered = attempt.status == "ok" or attempt.error_class == "UpstreamBadRequest"
-            monitor.record_attempt(
-                provider=attempt.provider,
-                model=attempt.model,
-                ok=answered,
-                latency_ms=attempt.latency_ms,
-                output_tokens=output_tokens if attempt.status == "ok" else 0,
-                error_class=attempt.error_class,
-            )
-    except Exception:  # health is advice for routing, not part of the answer
-        logger.exception("recording provider health failed")
+    health_samples_record(health_samples(attempts=attempts, output_tokens=output_tokens))
 
 
 @dataclass(slots=True)

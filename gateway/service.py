@@ -28,7 +28,7 @@ from billing.credits import usd_to_micro
 from billing.services import hold_place, hold_release, hold_settle
 from smartspec.errors import APIError, ServiceUnavailable, UpstreamError
 
-from .aftercall import CallRecord, HealthSample, call_record
+from .aftercall import CallRecord, call_record, health_samples
 from .client import (
     LLMRequest,
     LLMResponse,
@@ -238,20 +238,7 @@ def _call_record(
         "usage_estimated": outcome.usage.estimated if outcome else False,
     }
     # A snapshot: the attempts are not read again once the record is queued.
-    health = tuple(
-        HealthSample(
-            provider=a.provider,
-            model=a.model,
-            # An upstream that rejected the request itself answered correctly: callers sending bad
-            # requests must not trip the breaker for everyone.
-            ok=a.status == "ok" or a.error_class == "UpstreamBadRequest",
-            latency_ms=a.latency_ms,
-            output_tokens=output_tokens if a.status == "ok" else 0,
-            error_class=a.error_class,
-        )
-        for a in attempts
-        if a.status in ("ok", "error")
-    )
+    health = health_samples(attempts=attempts, output_tokens=output_tokens)
     return CallRecord(usage=usage, health=health)
 
 
