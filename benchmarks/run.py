@@ -92,23 +92,32 @@ def wrk(url: str, connections: int, auth: str = "", body: str = BODY) -> dict:
     return stats
 
 
-def client(mode: str, url: str, auth: str = "", **kw) -> dict:
-    args = [sys.executable, "-m", "benchmarks.stream_client", mode, url, "--auth", auth]
-    for key, value in kw.items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
-    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def manage(*args: str, env: dict) -> str:
+def python(*args: str, env: dict | None = None) -> str:
+    """`python ARGS` in the project directory, with `env` on top of ours; its standard output."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+
+
+def last_json(out: str) -> dict:
+    """The JSON object a measuring script prints on its last line."""
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def client(mode: str, url: str, auth: str = "", **kw) -> dict:
+    args = ["-m", "benchmarks.stream_client", mode, url, "--auth", auth]
+    for key, value in kw.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return last_json(python(*args))
+
+
+def manage(*args: str, env: dict) -> str:
+    return python("manage.py", *args, env=env)
 
 
 def prepare_database(env: dict) -> str:
@@ -197,15 +206,7 @@ def main() -> None:
         results["S4"] = client("concurrent", gw_url, key, n=1000, watch_pid=gw_proc.pid)
 
         print("S5 database round trips per billed call", flush=True)
-        out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.count_queries"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        results["S5"] = json.loads(out.strip().splitlines()[-1])
+        results["S5"] = last_json(python("-m", "benchmarks.count_queries", env=env))
     finally:
         stop_all()
 
