@@ -129,13 +129,6 @@ def _json_body(request: HttpRequest) -> dict:
     return body
 
 
-def _error(exc: APIError) -> HttpResponse:
-    response = error_response(exc)
-    if isinstance(exc, AuthenticationError):
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
-    return response
-
-
 class GatewayStreamingResponse(StreamingHttpResponse):
     """SSE for one billed stream; closing the response closes the stream even if it was never read
     (a client gone before the first byte), so its hold is settled or released, not left to expire."""
@@ -194,7 +187,7 @@ async def _chat_completion_events(stream: GatewayStream, include_usage: bool, cr
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     """OpenAI-compatible chat completions, streamed or not, billed in credits."""
     if request.method != "POST":
-        return _error(MethodNotAllowed())
+        return error_response(MethodNotAllowed())
     try:
         raw = _presented_key(request)
         # Parsed before the key is checked, so that the key, the route's catalog entries and the hold
@@ -218,7 +211,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         response = await gateway.invoke_opened(opened)
         return JsonResponse(openai_format.completion(response))
     except APIError as exc:
-        return _error(exc)
+        return error_response(exc)
 
 
 async def _native_events(stream: GatewayStream):
@@ -237,7 +230,7 @@ async def _native_events(stream: GatewayStream):
 async def llm_chat(request: HttpRequest) -> HttpResponse:
     """The native call: LLMRequest in, LLMResponse out (SSE of content pieces when `stream` is true)."""
     if request.method != "POST":
-        return _error(MethodNotAllowed())
+        return error_response(MethodNotAllowed())
     try:
         user, api_key = await _caller(request)
         llm_request = openai_format.llm_request(_json_body(request))
@@ -253,4 +246,4 @@ async def llm_chat(request: HttpRequest) -> HttpResponse:
         response = await gateway.invoke(llm_request, user, **ids)
         return JsonResponse(openai_format.llm_response(response))
     except APIError as exc:
-        return _error(exc)
+        return error_response(exc)

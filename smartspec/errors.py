@@ -140,6 +140,9 @@ def error_response(error: APIError) -> JsonResponse:
     retry_after = getattr(error, "retry_after", None)
     if retry_after:
         response["Retry-After"] = str(int(retry_after))
+    if isinstance(error, AuthenticationError):
+        # A 401 names the scheme to use (RFC 9110), which also tells clients 401 from 403.
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
     return response
 
 
@@ -212,11 +215,7 @@ def drf_exception_handler(exc, context):
         from rest_framework.views import exception_handler
 
         return exception_handler(exc, context)
-    response = error_response(error)
-    # DRF's WWW-Authenticate makes 401 vs 403 meaningful to clients.
-    if isinstance(error, AuthenticationError):
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
-    return response
+    return error_response(error)
 
 
 def is_api_path(path: str) -> bool:

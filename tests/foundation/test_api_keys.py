@@ -140,3 +140,12 @@ def test_revocation_beats_the_key_cache(user):
     assert api_key_authenticate(raw) is not None  # now cached
     api_key_revoke(user=user, key_id=key.pk)
     assert api_key_authenticate(raw) is None
+
+
+@pytest.mark.parametrize("path", ["/api/auth/whoami", "/v1/chat/completions", "/api/credits/balance"])
+def test_401_names_the_bearer_scheme_on_every_api(client, path, user):
+    method = client.post if path.startswith("/v1/") else client.get
+    kwargs = {"data": "{}", "content_type": "application/json"} if path.startswith("/v1/") else {}
+    response = method(path, HTTP_AUTHORIZATION="Bearer sk-ss-wrong", **kwargs)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
