@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from .catalog import catalog_cache_clear
-from .forms import ApiKeyLimitsForm
+from .forms import PER_MILLION_PRICES, ApiKeyLimitsForm, CatalogPricesForm, per_million
 from .keys import api_keys_revoke
 from .models import ApiKey, ModelCatalogEntry, RoutingRule
 from .tasks import catalog_sync
@@ -54,11 +54,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(ModelCatalogEntry)
 class ModelCatalogEntryAdmin(admin.ModelAdmin):
+    form = CatalogPricesForm
     list_display = (
         "id",
         "display_name",
-        "prompt_price",
-        "completion_price",
+        "prompt_per_m",
+        "completion_per_m",
+        "cache_read_per_m",
+        "cache_write_per_m",
         "context_length",
         "zdr",
         "is_active",
@@ -71,8 +74,9 @@ class ModelCatalogEntryAdmin(admin.ModelAdmin):
         "id",
         "display_name",
         "context_length",
-        "prompt_price",
-        "completion_price",
+        *(f"{name}_per_m" for name, _, _ in PER_MILLION_PRICES),
+        "request_price",
+        "image_price",
         "providers",
         "zdr",
         "is_active",
@@ -80,6 +84,22 @@ class ModelCatalogEntryAdmin(admin.ModelAdmin):
         "updated_at",
     )
     actions = ("sync_from_openrouter",)
+
+    @admin.display(description="Prompt $/1M", ordering="prompt_price")
+    def prompt_per_m(self, obj):
+        return per_million(obj.prompt_price)
+
+    @admin.display(description="Completion $/1M", ordering="completion_price")
+    def completion_per_m(self, obj):
+        return per_million(obj.completion_price)
+
+    @admin.display(description="Cache read $/1M")
+    def cache_read_per_m(self, obj):
+        return per_million(obj.input_cache_read_price) if obj.input_cache_read_price is not None else "-"
+
+    @admin.display(description="Cache write $/1M")
+    def cache_write_per_m(self, obj):
+        return per_million(obj.input_cache_write_price) if obj.input_cache_write_price is not None else "-"
 
     # Routing reads the catalog through a cache: every staff change drops the models it touched.
     def save_model(self, request, obj, form, change):

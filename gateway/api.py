@@ -27,11 +27,21 @@ class WhoAmIApi(APIView):
         return Response(self.OutputSerializer(data).data)
 
 
+def _price(help_text: str) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=30, decimal_places=18, help_text=help_text)
+
+
 class PricingSerializer(serializers.Serializer):
-    prompt = serializers.DecimalField(max_digits=30, decimal_places=18, help_text="USD per prompt token")
-    completion = serializers.DecimalField(
-        max_digits=30, decimal_places=18, help_text="USD per completion token"
-    )
+    """Prices in OpenRouter's names, each the USD a unit of that component is billed at."""
+
+    prompt = _price("USD per prompt token")
+    completion = _price("USD per completion token")
+    input_cache_read = _price("USD per prompt token read from the cache")
+    input_cache_write = _price("USD per prompt token written to the cache (5-minute TTL)")
+    input_cache_write_1h = _price("USD per prompt token written to the 1-hour cache")
+    internal_reasoning = _price("USD per reasoning token")
+    request = _price("USD per call")
+    image = _price("USD per input image")
 
 
 class ModelListApi(APIView):

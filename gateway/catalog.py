@@ -41,6 +41,13 @@ class CatalogModel:
     completion_price: Decimal  # USD per token
     providers: dict[str, str] = field(default_factory=dict)  # provider -> its model name
     zdr: bool = False
+    # The other usage components (USD per token); None: priced as the plain prompt/completion token.
+    input_cache_read_price: Decimal | None = None
+    input_cache_write_price: Decimal | None = None  # the 5-minute (or only) cache write
+    input_cache_write_1h_price: Decimal | None = None
+    internal_reasoning_price: Decimal | None = None
+    request_price: Decimal = Decimal(0)  # per call
+    image_price: Decimal = Decimal(0)  # per input image
 
     @classmethod
     def from_entry(cls, entry: ModelCatalogEntry) -> CatalogModel:
@@ -52,7 +59,47 @@ class CatalogModel:
             completion_price=Decimal(entry.completion_price),
             providers=dict(entry.providers or {}),
             zdr=entry.zdr,
+            input_cache_read_price=_optional(entry.input_cache_read_price),
+            input_cache_write_price=_optional(entry.input_cache_write_price),
+            input_cache_write_1h_price=_optional(entry.input_cache_write_1h_price),
+            internal_reasoning_price=_optional(entry.internal_reasoning_price),
+            request_price=Decimal(entry.request_price or 0),
+            image_price=Decimal(entry.image_price or 0),
         )
+
+    @property
+    def cache_read_price(self) -> Decimal:
+        return self.prompt_price if self.input_cache_read_price is None else self.input_cache_read_price
+
+    @property
+    def cache_write_price(self) -> Decimal:
+        return self.prompt_price if self.input_cache_write_price is None else self.input_cache_write_price
+
+    @property
+    def cache_write_1h_price(self) -> Decimal:
+        if self.input_cache_write_1h_price is None:
+            return self.cache_write_price
+        return self.input_cache_write_1h_price
+
+    @property
+    def reasoning_price(self) -> Decimal:
+        if self.internal_reasoning_price is None:
+            return self.completion_price
+        return self.internal_reasoning_price
+
+    def pricing(self) -> dict[str, Decimal]:
+        """The prices in OpenRouter's names, as `/v1/models` shows them: every component that
+        applies, each at the price a token of it is billed at."""
+        return {
+            "prompt": self.prompt_price,
+            "completion": self.completion_price,
+            "input_cache_read": self.cache_read_price,
+            "input_cache_write": self.cache_write_price,
+            "input_cache_write_1h": self.cache_write_1h_price,
+            "internal_reasoning": self.reasoning_price,
+            "request": self.request_price,
+            "image": self.image_price,
+        }
 
     @classmethod
     def local_ollama(cls, model_id: str) -> CatalogModel:
@@ -68,8 +115,13 @@ class CatalogModel:
         )
 
 
+def _optional(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
 def _cache_key(model_id: str) -> str:
-    return f"catalog:{model_id}"
+    # Versioned with CatalogModel's fields: an older process's cached entries are never read back.
+    return f"catalog:v2:{model_id}"
 
 
 def catalog_cache_clear(*, model_ids: list[str]) -> None:
@@ -144,6 +196,29 @@ def _usd_per_token(value: Any) -> Decimal | None:
     return price
 
 
+# OpenRouter's optional pricing keys -> catalog fields. A missing (or "0") token component means
+# OpenRouter prices it as the plain token, as empty does here; per-call and per-image are 0 then.
+TOKEN_COMPONENTS = {
+    "input_cache_read": "input_cache_read_price",
+    "input_cache_write": "input_cache_write_price",
+    "internal_reasoning": "internal_reasoning_price",
+}
+FLAT_COMPONENTS = {"request": "request_price", "image": "image_price"}
+
+
+def _components(pricing: dict[str, Any]) -> dict[str, Decimal | None]:
+    """The component prices of one OpenRouter `pricing` object, as catalog field values.
+
+    OpenRouter lists no 1-hour cache write: the catalog's stays as staff or the seed set it."""
+    found: dict[str, Decimal | None] = {}
+    for key, name in TOKEN_COMPONENTS.items():
+        price = _usd_per_token(pricing.get(key))
+        found[name] = price if price else None
+    for key, name in FLAT_COMPONENTS.items():
+        found[name] = _usd_per_token(pricing.get(key)) or Decimal(0)
+    return found
+
+
 @dataclass(slots=True)
 class SyncReport:
     created: int = 0
@@ -177,6 +252,7 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
                 continue
             context = item.get("context_length")
             context = context if isinstance(context, int) and context > 0 else 0
+            components = _components(pricing)
             entry = known.get(item["id"])
             if entry is None:
                 ModelCatalogEntry.objects.create(
@@ -187,10 +263,13 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
                     completion_price=completion,
                     providers={OPENROUTER: item["id"]},
                     synced_at=now,
+                    **components,
                 )
                 report.created += 1
                 continue
             entry.prompt_price, entry.completion_price, entry.synced_at = prompt, completion, now
+            for name, value in components.items():
+                setattr(entry, name, value)
             if context:
                 entry.context_length = context
             if not entry.display_name and item.get("name"):
@@ -199,6 +278,7 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
                 update_fields=[
                     "prompt_price",
                     "completion_price",
+                    *components,
                     "context_length",
                     "display_name",
                     "synced_at",

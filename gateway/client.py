@@ -23,7 +23,7 @@ from smartspec.errors import InvalidRequest
 
 from .aftercall import health_samples, health_samples_record
 from .catalog import CatalogModel, catalog_list, catalog_models_get
-from .pricing import ResolvedUsage, cost_usd_compute, messages_bytes, usage_resolve
+from .pricing import CostLine, ResolvedUsage, cost_compute, image_count, messages_bytes, usage_resolve
 from .providers import provider_configs
 from .providers.base import ChatRequest, ChatResult
 from .routing import (
@@ -233,22 +233,32 @@ class Outcome:
     model: str
     provider: str
     usage: ResolvedUsage
-    cost_usd: Decimal
+    cost_usd: Decimal  # what is billed (OpenRouter's usage.cost when it gave one)
+    computed_cost_usd: Decimal | None = None  # our own figure: each component x the catalog price
+    cost_lines: tuple[CostLine, ...] = ()
+    cost_source: str = "catalog"  # "upstream" | "catalog"
 
 
 def outcome_price_sync(
     *, prepared: PreparedChat, attempt: Attempt, reported_model: str | None, usage, text: str
 ) -> Outcome:
     model_id = answering_model_id(attempt, reported_model)
-    resolved = usage_resolve(usage=usage, prompt_bytes=prepared.prompt_bytes, completion_text=text)
-    cost = Decimal(0)
+    resolved = usage_resolve(
+        usage=usage,
+        prompt_bytes=prepared.prompt_bytes,
+        completion_text=text,
+        images=image_count(prepared.chat.messages),
+    )
+    outcome = Outcome(model=model_id, provider=attempt.provider, usage=resolved, cost_usd=Decimal(0))
     if resolved.upstream_cost is not None or resolved.total_tokens:
-        cost = cost_usd_compute(usage=resolved, model=answering_model_sync(prepared, model_id, attempt))
+        cost = cost_compute(usage=resolved, model=answering_model_sync(prepared, model_id, attempt))
+        outcome.cost_usd, outcome.computed_cost_usd = cost.usd, cost.computed
+        outcome.cost_lines, outcome.cost_source = cost.lines, cost.source
     if resolved.estimated:
         logger.warning(
             "usage from %s for %s was missing or nonsense: billed an estimate", attempt.provider, model_id
         )
-    return Outcome(model=model_id, provider=attempt.provider, usage=resolved, cost_usd=cost)
+    return outcome
 
 
 def response_build(
@@ -374,7 +384,7 @@ def get_available_models() -> list[dict[str, Any]]:
                 "id": model.id,
                 "name": model.display_name,
                 "context_length": model.context_length,
-                "pricing": {"prompt": model.prompt_price, "completion": model.completion_price},
+                "pricing": model.pricing(),
                 "providers": serving,
                 "zdr": model.zdr,
             }

@@ -12,7 +12,18 @@ from django import forms
 from billing.credits import MICRO_PER_CREDIT, credits_to_micro
 
 from .keys import api_key_cache_drop
-from .models import ApiKey
+from .models import ApiKey, ModelCatalogEntry
+
+PER_MILLION = Decimal(1_000_000)
+# Catalog price fields staff edit per 1M tokens (stored per token); empty ones fall back (models.py).
+PER_MILLION_PRICES = (
+    ("prompt_price", "Prompt", True),
+    ("completion_price", "Completion", True),
+    ("input_cache_read_price", "Cache read", False),
+    ("input_cache_write_price", "Cache write (5 min)", False),
+    ("input_cache_write_1h_price", "Cache write (1 hour)", False),
+    ("internal_reasoning_price", "Reasoning", False),
+)
 
 
 def _credits(micro: int | None) -> Decimal | None:
@@ -55,3 +66,61 @@ class ApiKeyLimitsForm(forms.ModelForm):
         if commit:
             api_key_cache_drop(api_key=api_key)
         return api_key
+
+
+def per_million(price: Decimal | None) -> Decimal | None:
+    """A USD-per-token price as USD per 1M tokens, without trailing zeros (0.0000025 -> 2.5)."""
+    if price is None:
+        return None
+    value = (Decimal(price) * PER_MILLION).normalize()
+    # normalize() writes 10 as 1E+1; a form field shows it as it is written.
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
+
+
+def _per_million_field(label: str, required: bool) -> forms.DecimalField:
+    return forms.DecimalField(
+        label=f"{label} (USD / 1M tokens)",
+        required=required,
+        min_value=0,
+        max_digits=24,
+        decimal_places=12,
+        help_text="USD per 1M tokens." + ("" if required else " Empty: priced as the plain token."),
+    )
+
+
+class CatalogPricesForm(forms.ModelForm):
+    """The catalog entry with its token prices typed in USD per 1M tokens, as price lists state
+    them, and stored per token (18 decimals) as the pricing reads them."""
+
+    prompt_price_per_m = _per_million_field("Prompt", True)
+    completion_price_per_m = _per_million_field("Completion", True)
+    input_cache_read_price_per_m = _per_million_field("Cache read", False)
+    input_cache_write_price_per_m = _per_million_field("Cache write (5 min)", False)
+    input_cache_write_1h_price_per_m = _per_million_field("Cache write (1 hour)", False)
+    internal_reasoning_price_per_m = _per_million_field("Reasoning", False)
+
+    class Meta:
+        model = ModelCatalogEntry
+        # The admin lists its own fields; these are the model fields besides the per-1M prices.
+        fields = (
+            "id",
+            "display_name",
+            "context_length",
+            "request_price",
+            "image_price",
+            "providers",
+            "zdr",
+            "is_active",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            for name, _, _ in PER_MILLION_PRICES:
+                self.initial[f"{name}_per_m"] = per_million(getattr(self.instance, name))
+
+    def save(self, commit: bool = True) -> ModelCatalogEntry:
+        for name, _, _ in PER_MILLION_PRICES:
+            value = self.cleaned_data.get(f"{name}_per_m")
+            setattr(self.instance, name, None if value is None else value / PER_MILLION)
+        return super().save(commit=commit)

@@ -67,6 +67,38 @@ class ModelCatalogEntry(models.Model):
     # USD per token; 18 decimal places keep sub-nano prices of cheap models exact.
     prompt_price = models.DecimalField(max_digits=30, decimal_places=18, default=0)
     completion_price = models.DecimalField(max_digits=30, decimal_places=18, default=0)
+    # The other usage components, in OpenRouter's names; empty means "priced as the plain token"
+    # (a cache read or write as a prompt token, reasoning as a completion token).
+    input_cache_read_price = models.DecimalField(
+        max_digits=30, decimal_places=18, null=True, blank=True, help_text="USD per cached prompt token read."
+    )
+    input_cache_write_price = models.DecimalField(
+        max_digits=30,
+        decimal_places=18,
+        null=True,
+        blank=True,
+        help_text="USD per prompt token written to the cache (Anthropic's 5-minute write).",
+    )
+    input_cache_write_1h_price = models.DecimalField(
+        max_digits=30,
+        decimal_places=18,
+        null=True,
+        blank=True,
+        help_text="USD per prompt token written to the 1-hour cache; empty: the 5-minute write price.",
+    )
+    internal_reasoning_price = models.DecimalField(
+        max_digits=30,
+        decimal_places=18,
+        null=True,
+        blank=True,
+        help_text="USD per reasoning token, when it differs from the completion price.",
+    )
+    request_price = models.DecimalField(
+        max_digits=30, decimal_places=18, default=0, help_text="USD per call."
+    )
+    image_price = models.DecimalField(
+        max_digits=30, decimal_places=18, default=0, help_text="USD per input image."
+    )
     providers = models.JSONField(
         default=dict,
         blank=True,

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from .catalog import CatalogModel
-from .providers.base import Usage
+from .providers.base import SHAPE_ANTHROPIC, SHAPE_GEMINI, SHAPE_OPENAI, SHAPE_OPENROUTER, Usage
 
 # Counts beyond this are not a real answer (the largest context windows are ~2M tokens).
 MAX_SANE_TOKENS = 10_000_000
@@ -45,10 +45,31 @@ class ResolvedUsage:
     completion_tokens: int
     upstream_cost: Decimal | None  # the upstream's own USD figure when it gave a sane one
     estimated: bool  # the upstream's usage was missing or nonsense; counted from the text
+    # Parts of the totals (see `providers.base.Usage`): each is priced at its own component.
+    cached_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+    shape: str = SHAPE_OPENAI
+    images: int = 0  # input images in the request (OpenRouter's per-image `image` price)
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    def details(self) -> dict[str, int]:
+        """The detail counts, for the faces to render in their own API's names."""
+        return {
+            "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cache_write_5m_tokens": self.cache_write_5m_tokens,
+            "cache_write_1h_tokens": self.cache_write_1h_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
 
 
 def _sane_count(value: Any) -> bool:
@@ -59,10 +80,23 @@ def _sane_cost(value: Any) -> bool:
     return isinstance(value, Decimal) and value.is_finite() and Decimal(0) <= value <= MAX_SANE_COST_USD
 
 
-def usage_resolve(*, usage: Usage | None, prompt_bytes: int, completion_text: str) -> ResolvedUsage:
+def image_count(messages: list[dict[str, Any]]) -> int:
+    """Input images of a request (OpenAI `image_url` parts), for the per-image price."""
+    count = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            count += sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
+    return count
+
+
+def usage_resolve(
+    *, usage: Usage | None, prompt_bytes: int, completion_text: str, images: int = 0
+) -> ResolvedUsage:
     """The usage to bill: the upstream's when it is sane, else an estimate from the text (flagged).
 
     Never zero for an answer that has text: a reply that says it used no tokens is nonsense too.
+    An estimate has no details: every token is priced as a plain one.
     """
     completion_bytes = len(completion_text.encode())
     counts_ok = (
@@ -74,28 +108,203 @@ def usage_resolve(*, usage: Usage | None, prompt_bytes: int, completion_text: st
     )
     if counts_ok:
         cost = usage.cost_usd
-        if cost is None:
-            return ResolvedUsage(usage.prompt_tokens, usage.completion_tokens, None, False)
-        if _sane_cost(cost):
-            return ResolvedUsage(usage.prompt_tokens, usage.completion_tokens, cost, False)
-        # Counts are fine but the cost is not: price the counts ourselves and flag it.
-        return ResolvedUsage(usage.prompt_tokens, usage.completion_tokens, None, True)
+        estimated = False
+        if cost is not None and not _sane_cost(cost):
+            # Counts are fine but the cost is not: price the counts ourselves and flag it.
+            cost, estimated = None, True
+        return ResolvedUsage(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            upstream_cost=cost,
+            estimated=estimated,
+            cached_tokens=usage.cached_tokens,
+            cache_write_5m_tokens=usage.cache_write_5m_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            shape=usage.shape,
+            images=images,
+        )
     return ResolvedUsage(
         prompt_tokens=max(1, tokens_estimate(prompt_bytes)),
         completion_tokens=max(1 if completion_bytes else 0, tokens_estimate(completion_bytes)),
         upstream_cost=None,
         estimated=True,
+        shape=usage.shape if usage is not None else SHAPE_OPENAI,
+        images=images,
     )
 
 
-def cost_usd_compute(*, usage: ResolvedUsage, model: CatalogModel) -> Decimal:
-    """USD at cost: the upstream's figure when given, else tokens x the answering model's price."""
+# --- Pricing per usage shape -------------------------------------------------------------------
+# Each function turns one answer's usage into priced lines (component, quantity, USD per unit), in
+# OpenRouter's component names. The adapters already normalized the counts (`providers.base.Usage`:
+# details are parts of the totals); what differs per shape is which parts exist and which price
+# each part is billed at, as that upstream bills it.
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    component: str  # prompt | completion | input_cache_read | input_cache_write | ... | request | image
+    quantity: int  # tokens, calls or images
+    unit_price: Decimal  # USD per unit
+
+    @property
+    def usd(self) -> Decimal:
+        return self.quantity * self.unit_price
+
+
+def _lines(
+    *,
+    model: CatalogModel,
+    fresh_prompt: int,
+    cached: int,
+    write_5m: int,
+    write_1h: int,
+    plain_completion: int,
+    reasoning: int,
+    reasoning_price: Decimal,
+    images: int,
+) -> list[CostLine]:
+    lines = [
+        CostLine("prompt", fresh_prompt, model.prompt_price),
+        CostLine("input_cache_read", cached, model.cache_read_price),
+        CostLine("input_cache_write", write_5m, model.cache_write_price),
+        CostLine("input_cache_write_1h", write_1h, model.cache_write_1h_price),
+        CostLine("completion", plain_completion, model.completion_price),
+        CostLine("internal_reasoning", reasoning, reasoning_price),
+        CostLine("request", 1, model.request_price),
+        CostLine("image", images, model.image_price),
+    ]
+    # The tokens used, and the per-call and per-image lines only where they have a price.
+    return [line for line in lines if line.quantity and (line.unit_price or line.component not in FLAT_LINES)]
+
+
+FLAT_LINES = ("request", "image")
+
+
+def cost_lines_openai(*, usage: ResolvedUsage, model: CatalogModel) -> list[CostLine]:
+    """OpenAI (and every OpenAI-compatible upstream): `cached_tokens` are inside `prompt_tokens`,
+    `reasoning_tokens` inside `completion_tokens`. OpenAI charges nothing extra for cache writes;
+    an OpenAI-compatible upstream that reports them (`cache_write_tokens`) is billed the write price."""
+    return _lines(
+        model=model,
+        fresh_prompt=usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens,
+        cached=usage.cached_tokens,
+        write_5m=usage.cache_write_5m_tokens,
+        write_1h=usage.cache_write_1h_tokens,
+        plain_completion=usage.completion_tokens - usage.reasoning_tokens,
+        reasoning=usage.reasoning_tokens,
+        reasoning_price=model.reasoning_price,
+        images=usage.images,
+    )
+
+
+def cost_lines_anthropic(*, usage: ResolvedUsage, model: CatalogModel) -> list[CostLine]:
+    """Anthropic: `input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens`
+    (the adapter added both into the prompt total, so the fresh input is what is left); 5-minute
+    and 1-hour writes have their own prices; thinking is billed as output (no separate count)."""
+    return _lines(
+        model=model,
+        fresh_prompt=usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens,
+        cached=usage.cached_tokens,
+        write_5m=usage.cache_write_5m_tokens,
+        write_1h=usage.cache_write_1h_tokens,
+        plain_completion=usage.completion_tokens - usage.reasoning_tokens,
+        reasoning=usage.reasoning_tokens,
+        reasoning_price=model.completion_price,
+        images=usage.images,
+    )
+
+
+def cost_lines_gemini(*, usage: ResolvedUsage, model: CatalogModel) -> list[CostLine]:
+    """Gemini: `cachedContentTokenCount` is inside `promptTokenCount`; `thoughtsTokenCount` is
+    outside `candidatesTokenCount` (the adapter added it to the completion total) and is priced as
+    output: the reasoning price when the catalog has one, else the completion price."""
+    return _lines(
+        model=model,
+        fresh_prompt=usage.prompt_tokens - usage.cached_tokens,
+        cached=usage.cached_tokens,
+        write_5m=0,
+        write_1h=0,
+        plain_completion=usage.completion_tokens - usage.reasoning_tokens,
+        reasoning=usage.reasoning_tokens,
+        reasoning_price=model.reasoning_price,
+        images=usage.images,
+    )
+
+
+def cost_lines_openrouter(*, usage: ResolvedUsage, model: CatalogModel) -> list[CostLine]:
+    """OpenRouter: OpenAI's counts (its `cache_write_tokens` inside `prompt_tokens` too). This is our
+    own figure for the call; OpenRouter's `usage.cost` is what is billed when it gave one."""
+    return cost_lines_openai(usage=usage, model=model)
+
+
+PRICERS = {
+    SHAPE_OPENAI: cost_lines_openai,
+    SHAPE_OPENROUTER: cost_lines_openrouter,
+    SHAPE_ANTHROPIC: cost_lines_anthropic,
+    SHAPE_GEMINI: cost_lines_gemini,
+}
+
+
+def cost_lines(*, usage: ResolvedUsage, model: CatalogModel) -> list[CostLine]:
+    return PRICERS.get(usage.shape, cost_lines_openai)(usage=usage, model=model)
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one answer cost: the USD billed, our catalog figure, and the lines it is made of."""
+
+    usd: Decimal  # billed: the upstream's own figure when it gave one, else `computed`
+    computed: Decimal  # sum of `lines`: tokens x the catalog's price per component
+    lines: tuple[CostLine, ...]
+    source: str  # "upstream" (OpenRouter's usage.cost) | "catalog"
+
+
+def cost_compute(*, usage: ResolvedUsage, model: CatalogModel) -> Cost:
+    lines = tuple(cost_lines(usage=usage, model=model))
+    computed = sum((line.usd for line in lines), Decimal(0))
     if usage.upstream_cost is not None:
-        return usage.upstream_cost
-    return usage.prompt_tokens * model.prompt_price + usage.completion_tokens * model.completion_price
+        return Cost(usd=usage.upstream_cost, computed=computed, lines=lines, source="upstream")
+    return Cost(usd=computed, computed=computed, lines=lines, source="catalog")
 
 
-def worst_case_usd(
-    *, prompt_tokens: int, max_tokens: int, prompt_price: Decimal, completion_price: Decimal
-) -> Decimal:
-    return prompt_tokens * prompt_price + max_tokens * completion_price
+def cost_usd_compute(*, usage: ResolvedUsage, model: CatalogModel) -> Decimal:
+    """USD at cost: the upstream's figure when given, else each usage component x its price."""
+    return cost_compute(usage=usage, model=model).usd
+
+
+@dataclass(frozen=True, slots=True)
+class WorstPrices:
+    """The dearest price per token (and per call, per image) that can apply to a route's answer."""
+
+    prompt: Decimal  # the highest of prompt, cache read and both cache writes
+    completion: Decimal  # the higher of completion and reasoning
+    request: Decimal = Decimal(0)
+    image: Decimal = Decimal(0)
+
+    @classmethod
+    def of(cls, models: list[CatalogModel]) -> WorstPrices:
+        zero = Decimal(0)
+        return cls(
+            prompt=max(
+                (
+                    max(m.prompt_price, m.cache_read_price, m.cache_write_price, m.cache_write_1h_price)
+                    for m in models
+                ),
+                default=zero,
+            ),
+            completion=max((max(m.completion_price, m.reasoning_price) for m in models), default=zero),
+            request=max((m.request_price for m in models), default=zero),
+            image=max((m.image_price for m in models), default=zero),
+        )
+
+
+def worst_case_usd(*, prices: WorstPrices, prompt_tokens: int, max_tokens: int, images: int = 0) -> Decimal:
+    """The most a call can cost: every prompt token at the dearest input component (a cache write
+    costs more than a plain token), every output token at the dearest output one."""
+    return (
+        prompt_tokens * prices.prompt
+        + max_tokens * prices.completion
+        + prices.request
+        + images * prices.image
+    )

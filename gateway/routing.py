@@ -31,6 +31,7 @@ from smartspec.errors import (
 from .catalog import OLLAMA_PREFIX, OPENROUTER, CatalogModel, catalog_models_get
 from .db import run_db_step
 from .models import RoutingRule
+from .pricing import WorstPrices
 from .providers import direct_provider_for, provider_call, provider_configs
 from .providers.base import ChatRequest, ChatResult, ProviderConfig
 
@@ -181,12 +182,10 @@ class RoutePlan:
     def runnable(self) -> list[Attempt]:
         return [a for a in self.attempts if a.status != "skipped"]
 
-    def worst_prices(self) -> tuple[Decimal, Decimal]:
-        """The highest prompt and completion prices among the models that may answer."""
-        ids = {a.model for a in self.runnable}
-        prompt = max((self.models[i].prompt_price for i in ids), default=Decimal(0))
-        completion = max((self.models[i].completion_price for i in ids), default=Decimal(0))
-        return prompt, completion
+    def worst_prices(self) -> WorstPrices:
+        """The dearest price of each kind among the models that may answer: an input token at the
+        highest of prompt, cache read and cache writes; an output token at completion or reasoning."""
+        return WorstPrices.of([self.models[i] for i in {a.model for a in self.runnable}])
 
     def attempts_as_dicts(self) -> list[dict[str, Any]]:
         return [a.as_dict() for a in self.attempts if a.status != "planned"]

@@ -41,7 +41,7 @@ from .client import (
 )
 from .db import run_db_step
 from .limits import KeyLimits, Reservation, limits_admit, limits_settle
-from .pricing import ResolvedUsage, prompt_token_bound, worst_case_usd
+from .pricing import ResolvedUsage, image_count, prompt_token_bound, worst_case_usd
 from .providers import provider_stream
 from .providers.base import StreamDelta
 from .routing import Attempt, attempt_request, attempt_trial_claim, attempts_run, chain_failed
@@ -65,12 +65,11 @@ class Billing:
 
 
 def _hold_amount(prepared: PreparedChat) -> int:
-    prompt_price, completion_price = prepared.plan.worst_prices()
     usd = worst_case_usd(
+        prices=prepared.plan.worst_prices(),
         prompt_tokens=prompt_token_bound(prepared.chat.messages),
         max_tokens=prepared.max_tokens,
-        prompt_price=prompt_price,
-        completion_price=completion_price,
+        images=image_count(prepared.chat.messages),
     )
     return usd_to_micro(usd)
 

@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from gateway.providers.base import Usage
+from gateway.providers.base import SHAPE_OPENAI, Usage
 from smartspec.errors import (
     UpstreamBadRequest,
     UpstreamError,
@@ -139,12 +139,41 @@ def usd(value: Any) -> Decimal | None:
     return value
 
 
-def make_usage(prompt: Any, completion: Any, cost: Any = None) -> Usage | None:
-    """Usage from raw counts; None when either count is missing or nonsense, so the caller estimates."""
+def make_usage(
+    prompt: Any,
+    completion: Any,
+    cost: Any = None,
+    *,
+    cached: Any = None,
+    cache_write_5m: Any = None,
+    cache_write_1h: Any = None,
+    reasoning: Any = None,
+    shape: str = SHAPE_OPENAI,
+) -> Usage | None:
+    """Usage from normalized raw counts (details are parts of the totals, see `Usage`); None when
+    either total is missing or nonsense, so the caller estimates.
+
+    A detail that is absent or nonsense counts as 0 (the tokens are then priced as plain ones), and
+    details are clamped so they never add up to more than their total."""
     prompt_tokens, completion_tokens = token_count(prompt), token_count(completion)
     if prompt_tokens is None or completion_tokens is None:
         return None
-    return Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=usd(cost))
+    left = prompt_tokens
+    parts = []
+    for value in (cached, cache_write_5m, cache_write_1h):
+        part = min(token_count(value) or 0, left)
+        left -= part
+        parts.append(part)
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=usd(cost),
+        cached_tokens=parts[0],
+        cache_write_5m_tokens=parts[1],
+        cache_write_1h_tokens=parts[2],
+        reasoning_tokens=min(token_count(reasoning) or 0, completion_tokens),
+        shape=shape,
+    )
 
 
 def text_of(content: Any) -> str:

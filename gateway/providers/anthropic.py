@@ -5,7 +5,8 @@ top-level `system`, text and image parts become content blocks, assistant tool c
 become `tool_use` blocks and `tool` messages `tool_result` blocks. `max_tokens` is
 always sent (Anthropic requires it). Answers come back as OpenAI-shaped results:
 text blocks joined, `tool_use` blocks as `tool_calls`, `stop_reason` as
-`finish_reason`, and input tokens (cache reads and writes included) as prompt tokens.
+`finish_reason`, and input tokens (cache reads and writes included) as prompt tokens, with the
+reads and the 5-minute and 1-hour writes kept as usage details for their own prices.
 A stream's input tokens arrive in `message_start`, its output tokens in `message_delta`.
 """
 
@@ -24,6 +25,7 @@ from gateway.providers._common import (
     token_count,
 )
 from gateway.providers.base import (
+    SHAPE_ANTHROPIC,
     WIRE_ANTHROPIC,
     ChatRequest,
     ChatResult,
@@ -122,16 +124,29 @@ def _tools(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _usage(raw: Any, output_tokens: Any = None) -> Usage | None:
+def _usage(raw: Any) -> Usage | None:
+    """Anthropic counts cache reads (`cache_read_input_tokens`) and writes
+    (`cache_creation_input_tokens`, split by TTL in `cache_creation.ephemeral_5m_input_tokens` /
+    `ephemeral_1h_input_tokens`) outside `input_tokens`: all are input, so they join the prompt
+    total and stay apart as details. Thinking is output and is counted in `output_tokens`."""
     if not isinstance(raw, dict):
         return None
-    prompt = token_count(raw.get("input_tokens"))
-    if prompt is None:
+    fresh = token_count(raw.get("input_tokens"))
+    if fresh is None:
         return None
-    # Cached reads and cache writes are input tokens too; `input_tokens` counts only the rest.
-    for key in ("cache_creation_input_tokens", "cache_read_input_tokens"):
-        prompt += token_count(raw.get(key)) or 0
-    return make_usage(prompt, raw.get("output_tokens") if output_tokens is None else output_tokens)
+    read = token_count(raw.get("cache_read_input_tokens")) or 0
+    written = token_count(raw.get("cache_creation_input_tokens")) or 0
+    split = raw.get("cache_creation") if isinstance(raw.get("cache_creation"), dict) else {}
+    written_1h = min(token_count(split.get("ephemeral_1h_input_tokens")) or 0, written)
+    return make_usage(
+        fresh + read + written,
+        raw.get("output_tokens"),
+        cached=read,
+        # Writes the split does not attribute to the hour are the default 5-minute ones.
+        cache_write_5m=written - written_1h,
+        cache_write_1h=written_1h,
+        shape=SHAPE_ANTHROPIC,
+    )
 
 
 def _error_from_type(error: Any, provider: str, status: int | None = None) -> UpstreamError:

@@ -20,6 +20,12 @@ WIRE_ANTHROPIC = "anthropic"
 WIRE_GEMINI = "gemini"
 WIRE_DEMO = "demo"
 
+# Usage shapes: how an upstream counts its tokens, so `gateway.pricing` prices each part right.
+SHAPE_OPENAI = "openai"  # cached tokens inside prompt_tokens, reasoning inside completion_tokens
+SHAPE_OPENROUTER = "openrouter"  # OpenAI's counts plus its own `usage.cost`, which stays authoritative
+SHAPE_ANTHROPIC = "anthropic"  # cache reads and writes outside input_tokens, thinking inside output
+SHAPE_GEMINI = "gemini"  # cached inside promptTokenCount, thoughts outside candidatesTokenCount
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
@@ -53,13 +59,27 @@ class ChatRequest:
 
 @dataclass(slots=True)
 class Usage:
+    """One answer's usage, normalized whatever the wire said: `prompt_tokens` counts every input token
+    (cache reads and writes included) and `completion_tokens` every output token (reasoning
+    included), as OpenAI counts them. The detail counts say how many of those were which part;
+    `shape` names the upstream's own way of counting (the SHAPE_* constants), for the pricing."""
+
     prompt_tokens: int
     completion_tokens: int
     cost_usd: Decimal | None = None  # the upstream's own figure (OpenRouter `usage.cost`)
+    cached_tokens: int = 0  # of prompt_tokens: read from the prompt cache
+    cache_write_5m_tokens: int = 0  # of prompt_tokens: written to the cache (5-minute or unstated TTL)
+    cache_write_1h_tokens: int = 0  # of prompt_tokens: written to the 1-hour cache
+    reasoning_tokens: int = 0  # of completion_tokens: internal reasoning / thinking
+    shape: str = SHAPE_OPENAI
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cache_write_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from gateway.providers._common import (
     token_count,
 )
 from gateway.providers.base import (
+    SHAPE_GEMINI,
     WIRE_GEMINI,
     ChatRequest,
     ChatResult,
@@ -93,15 +94,24 @@ def _tools(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _usage(raw: Any) -> Usage | None:
+    """`cachedContentTokenCount` is part of `promptTokenCount`; `thoughtsTokenCount` is not part of
+    `candidatesTokenCount` but is billed as output, so it joins the completion total as reasoning."""
     if not isinstance(raw, dict):
         return None
     prompt = token_count(raw.get("promptTokenCount"))
     if prompt is not None:
         prompt += token_count(raw.get("toolUsePromptTokenCount")) or 0
     completion = token_count(raw.get("candidatesTokenCount") or 0)
+    thoughts = token_count(raw.get("thoughtsTokenCount")) or 0
     if completion is not None:
-        completion += token_count(raw.get("thoughtsTokenCount")) or 0
-    return make_usage(prompt, completion)
+        completion += thoughts
+    return make_usage(
+        prompt,
+        completion,
+        cached=raw.get("cachedContentTokenCount"),
+        reasoning=thoughts,
+        shape=SHAPE_GEMINI,
+    )
 
 
 def _error(error: Any, provider: str, status: int | None = None, headers: dict[str, str] | None = None):

@@ -23,6 +23,8 @@ from gateway.providers._common import (
     tag,
 )
 from gateway.providers.base import (
+    SHAPE_OPENAI,
+    SHAPE_OPENROUTER,
     WIRE_OPENAI_COMPAT,
     ChatRequest,
     ChatResult,
@@ -33,8 +35,18 @@ from gateway.providers.base import (
 )
 from smartspec.errors import UpstreamBadRequest, UpstreamError, UpstreamUnavailable
 
+OPENROUTER = "openrouter"
 
-def _usage(data: dict[str, Any]) -> Usage | None:
+
+def _details(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    details = raw.get(key)
+    return details if isinstance(details, dict) else {}
+
+
+def _usage(data: dict[str, Any], provider: str) -> Usage | None:
+    """OpenAI's usage: `prompt_tokens_details.cached_tokens` are inside `prompt_tokens` (so are
+    OpenRouter's `cache_write_tokens`), `completion_tokens_details.reasoning_tokens` inside
+    `completion_tokens`; OpenRouter adds `cost`, its charge in USD."""
     raw = data.get("usage")
     if not isinstance(raw, dict):
         # Groq's older streams put the final usage under `x_groq`.
@@ -42,7 +54,16 @@ def _usage(data: dict[str, Any]) -> Usage | None:
         raw = x_groq.get("usage") if isinstance(x_groq, dict) else None
     if not isinstance(raw, dict):
         return None
-    return make_usage(raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("cost"))
+    prompt_details = _details(raw, "prompt_tokens_details")
+    return make_usage(
+        raw.get("prompt_tokens"),
+        raw.get("completion_tokens"),
+        raw.get("cost"),
+        cached=prompt_details.get("cached_tokens"),
+        cache_write_5m=prompt_details.get("cache_write_tokens"),
+        reasoning=_details(raw, "completion_tokens_details").get("reasoning_tokens"),
+        shape=SHAPE_OPENROUTER if provider == OPENROUTER else SHAPE_OPENAI,
+    )
 
 
 def _body_error(error: Any, provider: str) -> UpstreamError:
@@ -92,7 +113,7 @@ class OpenAICompatStreamParser:
                 )
             if delta.finish_reason:
                 self.finished = True
-        delta.usage = _usage(chunk)
+        delta.usage = _usage(chunk, self.provider)
         if delta.content or delta.tool_calls or delta.finish_reason or delta.usage:
             return [delta]
         return []  # role-only opening chunk: nothing produced yet
@@ -120,7 +141,7 @@ class OpenAICompatAdapter:
             body["stop"] = request.stop
         if request.stream:
             body["stream_options"] = {"include_usage": True}
-        if config.name == "openrouter":
+        if config.name == OPENROUTER:
             body["usage"] = {"include": True}
         body.update(request.extra_body)
         headers = {"accept": "text/event-stream" if request.stream else "application/json"}
@@ -154,7 +175,7 @@ class OpenAICompatAdapter:
             content=content,
             model=str(data.get("model") or ""),
             provider=str(data.get("provider") or config.name),
-            usage=_usage(data),
+            usage=_usage(data, config.name),
             finish_reason=finish_reason,
             upstream_id=str(data.get("id") or ""),
             message=message,

@@ -260,6 +260,7 @@ def catalog(db):
     from django.apps import apps
 
     importlib.import_module("gateway.migrations.0003_seed_catalog_routing").seed(apps, None)
+    importlib.import_module("gateway.migrations.0005_catalog_price_components").seed(apps, None)
 
 
 @pytest.fixture

@@ -115,10 +115,24 @@ def test_v1_models_lists_servable_models_with_pricing(providers, api_client):
     assert body["object"] == "list"
     by_id = {m["id"]: m for m in body["data"]}
     assert by_id["openai/gpt-4o"]["object"] == "model"
+    # Every component in OpenRouter's names, at the price a unit of it is billed (seeded from
+    # OpenAI's list: cached input $1.25/M; no cache-write surcharge, reasoning as output).
     assert by_id["openai/gpt-4o"]["pricing"] == {
         "prompt": "0.000002500000000000",
         "completion": "0.000010000000000000",
+        "input_cache_read": "0.000001250000000000",
+        "input_cache_write": "0.000002500000000000",
+        "input_cache_write_1h": "0.000002500000000000",
+        "internal_reasoning": "0.000010000000000000",
+        "request": "0.000000000000000000",
+        "image": "0.000000000000000000",
     }
+    sonnet = by_id["anthropic/claude-3.5-sonnet"]["pricing"]
+    assert (sonnet["input_cache_read"], sonnet["input_cache_write"], sonnet["input_cache_write_1h"]) == (
+        "0.000000300000000000",
+        "0.000003750000000000",
+        "0.000006000000000000",
+    )
 
 
 def test_llm_models_names_the_serving_providers(providers, api_client, settings):
@@ -148,3 +162,52 @@ def test_openapi_schema_documents_the_gateway_endpoints(client):
     assert {"messages", "model", "task_type", "budget_priority", "fallback_models", "provider"} <= set(fields)
     assert {"402", "502"} <= set(chat["responses"])
     assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+
+
+def test_sync_fills_every_price_component_from_openrouter_pricing(network):
+    from gateway.catalog import catalog_sync_apply
+    from gateway.models import ModelCatalogEntry
+
+    payload = {
+        "data": [
+            {
+                "id": "anthropic/claude-sonnet-4",
+                "name": "Anthropic: Claude Sonnet 4",
+                "context_length": 200000,
+                "pricing": {
+                    "prompt": "0.000003",
+                    "completion": "0.000015",
+                    "request": "0",
+                    "image": "0.0048",
+                    "web_search": "0",
+                    "internal_reasoning": "0",
+                    "input_cache_read": "0.0000003",
+                    "input_cache_write": "0.00000375",
+                },
+            },
+            {
+                "id": "openai/o4-mini",
+                "name": "OpenAI: o4 Mini",
+                "context_length": 200000,
+                "pricing": {
+                    "prompt": "0.0000011",
+                    "completion": "0.0000044",
+                    "request": "0.0001",
+                    "image": "0.0008415",
+                    "internal_reasoning": "0.0000088",
+                    "input_cache_read": "0.000000275",
+                },
+            },
+        ]
+    }
+    assert catalog_sync_apply(payload=payload).created == 1
+    sonnet = ModelCatalogEntry.objects.get(id="anthropic/claude-sonnet-4")
+    assert sonnet.input_cache_read_price == Decimal("0.0000003")
+    assert sonnet.input_cache_write_price == Decimal("0.00000375")
+    assert sonnet.image_price == Decimal("0.0048") and sonnet.request_price == 0
+    # "0" for reasoning means none of its own (billed as completion); the seeded 1-hour write stays.
+    assert sonnet.internal_reasoning_price is None
+    assert sonnet.input_cache_write_1h_price == Decimal("0.000006")
+    o4 = ModelCatalogEntry.objects.get(id="openai/o4-mini")
+    assert (o4.internal_reasoning_price, o4.request_price) == (Decimal("0.0000088"), Decimal("0.0001"))
+    assert o4.input_cache_write_price is None
