@@ -8,7 +8,7 @@ entry or hold that changes them; `ledger_reconcile` proves them against the rows
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from .credits import format_credits
 
@@ -72,10 +72,12 @@ class LedgerEntry(models.Model):
         ordering = ["-id"]
         verbose_name_plural = "ledger entries"
         constraints = [
+            # Per account: a reference is the caller's own request id for usage, and two callers
+            # may pick the same one (top-ups stay unique through TopUp's own Stripe ids).
             models.UniqueConstraint(
-                fields=["kind", "reference"],
+                fields=["account", "kind", "reference"],
                 condition=~Q(reference=""),
-                name="billing_entry_kind_reference_uniq",
+                name="billing_entry_account_kind_reference_uniq",
             ),
             models.CheckConstraint(
                 condition=Q(balance_after__gte=0), name="billing_entry_balance_after_gte_0"
@@ -99,13 +101,13 @@ class CreditHold(models.Model):
         DISPUTE = "dispute", "Dispute"
 
     account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="holds")
-    request_id = models.CharField(max_length=255, unique=True)
+    request_id = models.CharField(max_length=255, help_text="Unique per account, not globally.")
     purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.USAGE)
     amount = models.BigIntegerField(help_text="Micro-credits reserved.")
     state = models.CharField(max_length=10, choices=State.choices, default=State.HELD)
     charged = models.BigIntegerField(default=0, help_text="Micro-credits charged at settlement.")
     excess = models.BigIntegerField(
-        default=0, help_text="Real cost the hold and the balance could not cover (not charged; flagged)."
+        default=0, help_text="Real cost above the hold (never charged; flagged as the operator's loss)."
     )
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty for dispute holds.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -116,6 +118,14 @@ class CreditHold(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="billing_hold_amount_gte_0"),
             models.CheckConstraint(condition=Q(charged__gte=0), name="billing_hold_charged_gte_0"),
+            # Never above the hold: what the hold could not cover is `excess`, the operator's loss.
+            models.CheckConstraint(
+                condition=Q(charged__lte=F("amount")), name="billing_hold_charged_lte_amount"
+            ),
+            # Request ids belong to their caller: another account may reuse the same X-Request-ID.
+            models.UniqueConstraint(
+                fields=["account", "request_id"], name="billing_hold_account_request_uniq"
+            ),
         ]
         indexes = [
             models.Index(fields=["expires_at"], condition=Q(state="held"), name="billing_hold_open_expiry"),

@@ -174,6 +174,20 @@ def _hold_place_orm(*, account_id, user_id, amount, request_id, now, expires_at)
         )
 
 
+def _request_id_reused(*, account_id: int, request_id: str) -> Conflict:
+    """The caller's own request id already named a call (ids are unique per account only)."""
+    previous = CreditHold.objects.filter(account_id=account_id, request_id=request_id).first()
+    shown = request_id[:64]
+    if previous is not None and previous.state == CreditHold.State.HELD:
+        message = f"Request id {shown!r} is already used by a call of yours still in progress."
+    else:
+        message = (
+            f"Request id {shown!r} was already used by an earlier call of yours; "
+            "send a new X-Request-ID for a new call."
+        )
+    return Conflict(message, code="duplicate_request_id")
+
+
 def hold_place(*, user, amount: int, request_id: str, ttl_seconds: int = 900) -> CreditHold:
     """Reserve `amount` micro-credits for one call, only if the available credits cover it.
 
@@ -198,7 +212,7 @@ def hold_place(*, user, amount: int, request_id: str, ttl_seconds: int = 900) ->
             if hold is not None:
                 return hold
         except IntegrityError:
-            raise Conflict("This request id already has a credit hold.", code="duplicate_request_id")
+            raise _request_id_reused(account_id=account_id, request_id=request_id)
         account = CreditAccount.objects.filter(pk=account_id, user_id=user.pk).first()
         if account is not None:
             break
@@ -219,8 +233,8 @@ def _hold_close(*, hold: CreditHold, account: CreditAccount, state: str) -> None
     hold.closed_at = timezone.now()
 
 
-# Lock the open hold, then its account (the order every writer uses); charge at most the hold plus
-# what is available; move the balance, close the hold and append the ledger entry. Each CTE sees the
+# Lock the open hold, then its account (the order every writer uses); charge at most the hold (and
+# never below zero); move the balance, close the hold and append the ledger entry. Each CTE sees the
 # rows locked before it (PostgreSQL re-reads a locked row's newest version), so this is the ORM
 # path below in one statement.
 _HOLD_SETTLE_SQL = f"""
@@ -230,7 +244,7 @@ WITH hold AS (
     FOR UPDATE
 ), calc AS (
     SELECT a.id AS account_id, hold.id AS hold_id, hold.amount AS hold_amount, hold.request_id,
-           LEAST(%(amount)s, GREATEST(0, a.balance - (a.held - hold.amount))) AS charge
+           LEAST(%(amount)s, hold.amount, GREATEST(0, a.balance - (a.held - hold.amount))) AS charge
     FROM {CreditAccount._meta.db_table} a JOIN hold ON a.id = hold.account_id
     FOR UPDATE OF a
 ), account AS (
@@ -280,7 +294,7 @@ def _hold_settle_pg(*, hold_id: int, amount: int, description: str, reference: s
     charge, request_id, _closed, entry_id, account_id, entry_amount, balance_after, entry_reference = row
     if amount > charge:
         logger.warning(
-            "Usage of %s credits for request %s exceeded its hold and the balance; %s not charged",
+            "Usage of %s credits for request %s exceeded its hold; %s not charged (flagged)",
             format_credits(amount),
             request_id,
             format_credits(amount - charge),
@@ -305,13 +319,19 @@ def hold_settle(
 ) -> LedgerEntry | None:
     """Charge the real cost of a call against its hold and release the rest.
 
-    Never charges more than the hold plus what is still available; any excess
-    is recorded on the hold and logged. A hold that is no longer open is left
+    Never charges more than the hold (DESIGN: a customer is never charged more
+    than the call's hold); the cost above it is recorded on the hold as
+    `excess`, the operator's loss, and logged. A hold that is no longer open is left
     alone and None is returned, so a late or repeated settle never charges twice.
     """
     _check_amount(amount)
     if amount and connection.vendor == "postgresql":
         return _hold_settle_pg(hold_id=hold_id, amount=amount, description=description, reference=reference)
+    return _hold_settle_orm(hold_id=hold_id, amount=amount, description=description, reference=reference)
+
+
+def _hold_settle_orm(*, hold_id: int, amount: int, description: str, reference: str) -> LedgerEntry | None:
+    """`hold_settle` through the ORM (SQLite, and every release-by-settle of a zero cost)."""
     with transaction.atomic():
         # One SELECT ... FOR UPDATE locks the hold and its account together (hold first, as everywhere).
         hold = CreditHold.objects.select_for_update().select_related("account").filter(pk=hold_id).first()
@@ -326,12 +346,12 @@ def hold_settle(
             hold.save(update_fields=["state", "closed_at"])
             return None
         _hold_close(hold=hold, account=account, state=CreditHold.State.SETTLED)
-        charge = min(amount, max(0, account.balance - account.held))
+        charge = min(amount, hold.amount, max(0, account.balance - account.held))
         hold.charged = charge
         hold.excess = amount - charge
         if hold.excess:
             logger.warning(
-                "Usage of %s credits for request %s exceeded its hold and the balance; %s not charged",
+                "Usage of %s credits for request %s exceeded its hold; %s not charged (flagged)",
                 format_credits(amount),
                 hold.request_id,
                 format_credits(hold.excess),
@@ -623,7 +643,11 @@ def dispute_close(
         # created event racing this one has either committed its hold (found here) or will see the
         # dispute closed and freeze nothing. (Only this function locks dispute holds, so taking the
         # account first cannot deadlock with the usage path's hold-then-account order.)
-        hold = CreditHold.objects.select_for_update().filter(request_id=f"dispute:{dispute_id}").first()
+        hold = (
+            CreditHold.objects.select_for_update()
+            .filter(account=account, request_id=f"dispute:{dispute_id}")
+            .first()
+        )
         topup = TopUp.objects.select_for_update().get(pk=found.pk)
         if topup.dispute_id == dispute_id and topup.dispute_status in ("won", "lost", "warning_closed"):
             return None

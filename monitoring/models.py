@@ -22,7 +22,7 @@ class UsageRecord(models.Model):
     api_key = models.ForeignKey(
         "gateway.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    request_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64, help_text="Unique per user: callers choose their own.")
     model = models.CharField(max_length=200, blank=True)
     provider = models.CharField(max_length=50, blank=True)
     task_type = models.CharField(max_length=50, blank=True)
@@ -45,6 +45,10 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # X-Request-ID is the caller's: two users' identical ids are two calls.
+            models.UniqueConstraint(fields=["user", "request_id"], name="usage_user_request_uniq"),
+        ]
         indexes = [
             # The dashboard and stats read one user's range; the rollup job reads one day's range.
             models.Index(fields=["user", "created_at"], name="usage_user_created"),

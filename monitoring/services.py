@@ -118,7 +118,8 @@ def usage_record_create(
     usage_estimated: bool = False,
 ) -> UsageRecord:
     """Record one gateway call. `credits` and `hold` are micro-credits. A second call with the same
-    `request_id` returns the first row unchanged, so a retried pipeline step never counts a call twice."""
+    `request_id` for the same user returns the first row unchanged, so a retried pipeline step never
+    counts a call twice (another user's identical id is another call)."""
     fields = _usage_fields(**locals())
     # Insert first, look up only on a duplicate: one statement on the hot path. Outside a transaction
     # the INSERT is its own; inside one, a savepoint keeps a duplicate from breaking the caller's.
@@ -128,7 +129,9 @@ def usage_record_create(
                 return UsageRecord.objects.create(**fields)
         return UsageRecord.objects.create(**fields)
     except IntegrityError:
-        existing = UsageRecord.objects.filter(request_id=fields["request_id"]).first()
+        existing = UsageRecord.objects.filter(
+            user_id=fields["user_id"], request_id=fields["request_id"]
+        ).first()
         if existing is None:
             raise
         logger.info("usage record %s already exists; kept the first", fields["request_id"])

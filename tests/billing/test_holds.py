@@ -50,19 +50,40 @@ def test_settle_zero_releases_without_entry(user, fund):
     assert selectors.balance_get(user=user) == {"balance": 10 * C, "held": 0, "available": 10 * C}
 
 
-def test_settle_above_hold_takes_only_what_is_available_and_flags_the_rest(user, fund):
+@pytest.mark.parametrize("path", ["statement", "orm"])
+def test_settle_above_hold_charges_exactly_the_hold_and_flags_the_rest(user, fund, path):
+    """DESIGN: a customer is never charged more than the call's hold, even with credits available."""
     fund(user, 10)
     other = services.hold_place(user=user, amount=4 * C, request_id="req-other")
     hold = services.hold_place(user=user, amount=3 * C, request_id="req-1")
 
-    entry = services.hold_settle(hold_id=hold.pk, amount=9 * C)
+    if path == "orm":
+        entry = services._hold_settle_orm(hold_id=hold.pk, amount=9 * C, description="", reference="")
+    else:
+        entry = services.hold_settle(hold_id=hold.pk, amount=9 * C)
 
-    # The hold (3) plus what was still available (10 - 4 - 3 = 3): 6 charged, 3 flagged.
-    assert entry.amount == -6 * C
+    # The hold (3) is all that is charged, though 3 more were available: 6 flagged as excess.
+    assert entry.amount == -3 * C
     hold.refresh_from_db()
-    assert (hold.charged, hold.excess) == (6 * C, 3 * C)
-    assert selectors.balance_get(user=user) == {"balance": 4 * C, "held": 4 * C, "available": 0}
+    assert (hold.state, hold.charged, hold.excess) == ("settled", 3 * C, 6 * C)
+    assert selectors.balance_get(user=user) == {"balance": 7 * C, "held": 4 * C, "available": 3 * C}
     services.hold_release(hold_id=other.pk)
+
+
+@pytest.mark.parametrize("path", ["statement", "orm"])
+def test_settle_absurd_usage_on_a_tiny_hold_takes_the_hold_not_the_balance(user, fund, path):
+    fund(user, 50)
+    hold = services.hold_place(user=user, amount=250_000, request_id="req-absurd")  # 0.25 credits
+
+    absurd = 10_000 * C
+    if path == "orm":
+        services._hold_settle_orm(hold_id=hold.pk, amount=absurd, description="", reference="")
+    else:
+        services.hold_settle(hold_id=hold.pk, amount=absurd)
+
+    hold.refresh_from_db()
+    assert (hold.charged, hold.excess) == (250_000, absurd - 250_000)
+    assert selectors.balance_get(user=user)["balance"] == 50 * C - 250_000
 
 
 def test_hold_refused_when_available_does_not_cover(user, fund):
@@ -85,10 +106,33 @@ def test_hold_for_user_without_account_is_refused(user):
 def test_duplicate_request_id_is_a_conflict_and_reserves_nothing(user, fund):
     fund(user, 10)
     hold = services.hold_place(user=user, amount=2 * C, request_id="req-1")
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as exc:
         services.hold_place(user=user, amount=2 * C, request_id="req-1")
+    assert exc.value.code == "duplicate_request_id"
+    assert "'req-1'" in exc.value.message and "in progress" in exc.value.message
     assert selectors.balance_get(user=user)["held"] == 2 * C
     services.hold_release(hold_id=hold.pk)
+    # Once that call is over, reusing its id is still refused, with a message saying so.
+    with pytest.raises(Conflict) as exc:
+        services.hold_place(user=user, amount=2 * C, request_id="req-1")
+    assert "earlier call" in exc.value.message
+    assert selectors.balance_get(user=user) == {"balance": 10 * C, "held": 0, "available": 10 * C}
+
+
+def test_request_ids_are_per_caller_another_account_may_reuse_one(user, other_user, fund):
+    fund(user, 10)
+    fund(other_user, 10)
+    mine = services.hold_place(user=user, amount=2 * C, request_id="shared-id")
+    theirs = services.hold_place(user=other_user, amount=3 * C, request_id="shared-id")
+
+    # Both settle under the same reference: each account's ledger has its own usage entry.
+    services.hold_settle(hold_id=mine.pk, amount=C, reference="shared-id")
+    services.hold_settle(hold_id=theirs.pk, amount=2 * C, reference="shared-id")
+
+    assert selectors.balance_get(user=user)["balance"] == 9 * C
+    assert selectors.balance_get(user=other_user)["balance"] == 8 * C
+    entries = LedgerEntry.objects.filter(kind="usage", reference="shared-id")
+    assert sorted(e.amount for e in entries) == [-2 * C, -C]
 
 
 def test_release_is_idempotent(user, fund):

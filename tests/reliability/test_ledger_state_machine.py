@@ -131,8 +131,8 @@ class LedgerMachine(RuleBasedStateMachine):
         cost = amount * ratio // 100
         services.hold_settle(hold_id=pk, amount=cost)
         self.held -= amount
-        # Never more than the hold plus what is still available; the rest is flagged, not charged.
-        charge = min(cost, max(0, self.balance - self.held))
+        # Never more than the hold (nor below zero); the rest is flagged, not charged.
+        charge = min(cost, amount, max(0, self.balance - self.held))
         self.balance -= charge
         self._closed(pk)
         state, charged, excess = self.resolved[pk]
