@@ -34,7 +34,7 @@ def test_calls_are_counted_per_model_provider_and_task_type(providers, user, api
     for extra in calls:
         response = api_client.post(
             "/api/llm/chat",
-            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50, **extra},
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 500, **extra},
             format="json",
         )
         assert response.status_code == 200, response.content
