@@ -48,3 +48,14 @@ def usage_hold_get(*, user, request_id: str) -> dict | None:
     closed = hold["state"] != CreditHold.State.HELD
     hold["released"] = hold["amount"] - hold["charged"] if closed else 0
     return hold
+
+
+def balance_display_get(*, user) -> dict:
+    """The balance as the pages show it: {"balance", "held", "available"} as credit strings and
+    "usd", the available credits' worth at cost."""
+    from .credits import format_credits, format_usd
+
+    balance = balance_get(user=user)
+    return {name: format_credits(value) for name, value in balance.items()} | {
+        "usd": format_usd(balance["available"])
+    }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import api, pages, views
 
 urlpatterns = [
     path("api/auth/whoami", api.WhoAmIApi.as_view(), name="whoami"),
@@ -8,4 +8,8 @@ urlpatterns = [
     path("v1/models", api.ModelListApi.as_view(), name="models"),
     path("api/llm/chat", views.llm_chat, name="llm-chat"),
     path("api/llm/models", api.CatalogListApi.as_view(), name="llm-models"),
+    path("keys/", pages.api_keys, name="api-keys"),
+    path("keys/<int:key_id>/revoke/", pages.api_key_revoke_view, name="api-key-revoke"),
+    path("keys/<int:key_id>/limits/", pages.api_key_limits_view, name="api-key-limits"),
+    path("playground/", pages.playground, name="playground"),
 ]

@@ -1,18 +1,10 @@
-"""Template filters for money and times on the dashboard pages."""
+"""Template filters for the health and usage pages' times and rates."""
 
 import datetime as dt
 
 from django import template
 
-from billing.credits import format_credits
-
 register = template.Library()
-
-
-@register.filter
-def credits(micro) -> str:
-    """Micro-credits as a credit string ("12.500000"); blank for None."""
-    return "" if micro is None else format_credits(int(micro))
 
 
 @register.filter

@@ -1,0 +1,58 @@
+"""Billing's dashboard pages (login required): the ledger and top-ups. They parse the request,
+call billing's selectors and render."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from .credits import format_credits, topup_cents_to_micro
+from .selectors import balance_display_get, transactions_page
+
+TRANSACTIONS_PER_PAGE = 25
+TOPUP_PRESETS_USD = (10, 25, 50, 100)
+
+
+@require_GET
+@login_required
+def transactions(request):
+    try:
+        before = int(request.GET["before"]) if request.GET.get("before") else None
+    except ValueError:
+        before = None
+    rows = transactions_page(user=request.user, before_id=before, limit=TRANSACTIONS_PER_PAGE)
+    has_older = len(rows) > TRANSACTIONS_PER_PAGE
+    rows = rows[:TRANSACTIONS_PER_PAGE]
+    return render(
+        request,
+        "billing/transactions.html",
+        {
+            "balance": balance_display_get(user=request.user),
+            "entries": rows,
+            "older": rows[-1].id if has_older and rows else None,
+            "is_first_page": before is None,
+        },
+    )
+
+
+@require_GET
+@login_required
+def topup(request):
+    presets = [
+        {"usd": usd, "credits": format_credits(topup_cents_to_micro(usd * 100)).split(".")[0]}
+        for usd in TOPUP_PRESETS_USD
+    ]
+    return render(
+        request, "billing/topup.html", {"balance": balance_display_get(user=request.user), "presets": presets}
+    )
+
+
+@require_GET
+@login_required
+def topup_done(request, outcome: str):
+    return render(
+        request,
+        "billing/topup_done.html",
+        {"outcome": outcome, "balance": balance_display_get(user=request.user)},
+    )

@@ -1,0 +1,79 @@
+"""The gateway's dashboard pages (login required): API keys and the playground. They parse the
+request, call the gateway's key services and catalog, and render. (views.py holds the API faces.)"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing.selectors import balance_display_get
+from smartspec.errors import NotFound
+
+from .catalog import catalog_list
+from .forms import ApiKeyLimitsForm
+from .keys import api_key_create, api_key_get, api_key_revoke
+from .models import RoutingRule
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@login_required
+def api_keys(request):
+    new_key = None
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()[:100]
+        _, new_key = api_key_create(user=request.user, name=name)
+        # Rendered straight into this response and nowhere else: the key is shown once.
+    keys = [
+        {"key": key, "limits": ApiKeyLimitsForm(instance=key, auto_id=f"id_{key.pk}_%s")}
+        for key in request.user.api_keys.order_by("-created_at")
+    ]
+    return render(request, "gateway/keys.html", {"keys": keys, "new_key": new_key})
+
+
+@require_POST
+@login_required
+def api_key_revoke_view(request, key_id: int):
+    try:
+        key = api_key_revoke(user=request.user, key_id=key_id)
+    except NotFound:
+        # Another user's key id answers exactly like one that does not exist.
+        raise Http404("No such key.")
+    messages.success(request, f"Key {key.prefix}… revoked.")
+    return redirect("api-keys")
+
+
+@require_POST
+@login_required
+def api_key_limits_view(request, key_id: int):
+    try:
+        key = api_key_get(user=request.user, key_id=key_id)
+    except NotFound:
+        raise Http404("No such key.")
+    form = ApiKeyLimitsForm(request.POST, instance=key)
+    if form.is_valid():
+        form.save()
+        messages.success(request, f"Limits of {key.prefix}… saved.")
+    else:
+        errors = "; ".join(f"{form.fields[f].label or f}: {e[0]}" for f, e in form.errors.items())
+        messages.error(request, f"Limits not saved: {errors}")
+    return redirect("api-keys")
+
+
+@require_GET
+@login_required
+def playground(request):
+    return render(
+        request,
+        "gateway/playground.html",
+        {
+            "balance": balance_display_get(user=request.user),
+            "models": sorted(m.id for m in catalog_list()),
+            "task_types": RoutingRule.TaskType.choices,
+            "budget_priorities": RoutingRule.BudgetPriority.choices,
+        },
+    )
