@@ -131,3 +131,25 @@ def test_the_allowed_imports_pass(tmp_path, monkeypatch):
     (fake_root / "gateway" / "pages.py").write_text("from .models import RoutingRule\nfrom .forms import F\n")
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", fake_root)
     assert _violations() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "module"),
+    [
+        ("/", "monitoring.views"),
+        ("/calls/1/", "monitoring.views"),
+        ("/staff/", "monitoring.views"),
+        ("/transactions/", "billing.views"),
+        ("/topup/", "billing.views"),
+        ("/topup/success/", "billing.views"),
+        ("/topup/cancel/", "billing.views"),
+        ("/keys/", "gateway.pages"),
+        ("/keys/1/revoke/", "gateway.pages"),
+        ("/keys/1/limits/", "gateway.pages"),
+        ("/playground/", "gateway.pages"),
+    ],
+)
+def test_each_page_is_served_by_the_app_that_owns_its_data(url, module):
+    from django.urls import resolve
+
+    assert resolve(url).func.__module__ == module
