@@ -23,7 +23,16 @@ from smartspec.errors import InvalidRequest
 
 from .aftercall import health_samples, health_samples_record
 from .catalog import CatalogModel, catalog_list, catalog_models_get
-from .pricing import CostLine, ResolvedUsage, cost_compute, image_count, messages_bytes, usage_resolve
+from .pricing import (
+    CostLine,
+    ResolvedUsage,
+    cost_compute,
+    image_count,
+    messages_bytes,
+    output_bytes,
+    request_prompt_bound,
+    usage_resolve,
+)
 from .providers import provider_configs
 from .providers.base import ChatRequest, ChatResult
 from .routing import (
@@ -136,6 +145,14 @@ class PreparedChat:
     chat: ChatRequest  # provider-neutral; each attempt sets its native model name
     max_tokens: int  # what the upstream is told, and what the worst case is priced at
     prompt_bytes: int
+    prompt_bound: int = 0  # the most prompt tokens an upstream can count (`request_prompt_bound`)
+
+    @property
+    def completion_bound(self) -> int:
+        """The most completion tokens the call may produce (and be billed): `max_tokens` per choice."""
+        choices = self.chat.params.get("n")
+        n = choices if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1 else 1
+        return self.max_tokens * n
 
     def model_for(self, model_id: str) -> CatalogModel | None:
         return self.plan.models.get(model_id)
@@ -195,6 +212,9 @@ def chat_prepare_sync(request: LLMRequest, *, request_id: str | None = None) -> 
     """Validate and route (sync: reads the catalog); raises 400/404 before anything is spent."""
     options, chat, max_tokens = request_validate(request)
     plan = route_plan(options=options)
+    # A window of 0 is unknown: then no model of the route caps the bound.
+    windows = [plan.models[a.model].context_length for a in plan.runnable if a.model in plan.models]
+    context = 0 if not windows or 0 in windows else max(windows)
     return PreparedChat(
         request_id=request_id or uuid.uuid4().hex,
         options=options,
@@ -202,6 +222,7 @@ def chat_prepare_sync(request: LLMRequest, *, request_id: str | None = None) -> 
         chat=chat,
         max_tokens=max_tokens,
         prompt_bytes=messages_bytes(chat.messages),
+        prompt_bound=request_prompt_bound(messages=chat.messages, params=chat.params, context_length=context),
     )
 
 
@@ -239,15 +260,24 @@ class Outcome:
     cost_source: str = "catalog"  # "upstream" | "catalog"
 
 
+def result_output_bytes(result: ChatResult) -> int:
+    tool_calls = result.message.get("tool_calls") if isinstance(result.message, dict) else None
+    calls = tool_calls if isinstance(tool_calls, list) else None
+    return output_bytes(text=result.content or "", tool_calls=calls)
+
+
 def outcome_price_sync(
-    *, prepared: PreparedChat, attempt: Attempt, reported_model: str | None, usage, text: str
+    *, prepared: PreparedChat, attempt: Attempt, reported_model: str | None, usage, completion_bytes: int
 ) -> Outcome:
+    """Price an answer; `completion_bytes` is what was produced (text and tool calls), for estimates."""
     model_id = answering_model_id(attempt, reported_model)
     resolved = usage_resolve(
         usage=usage,
         prompt_bytes=prepared.prompt_bytes,
-        completion_text=text,
+        completion_bytes=completion_bytes,
         images=image_count(prepared.chat.messages),
+        prompt_bound=prepared.prompt_bound or None,
+        completion_bound=prepared.completion_bound,
     )
     outcome = Outcome(model=model_id, provider=attempt.provider, usage=resolved, cost_usd=Decimal(0))
     if resolved.upstream_cost is not None or resolved.total_tokens:
@@ -257,6 +287,12 @@ def outcome_price_sync(
     if resolved.estimated:
         logger.warning(
             "usage from %s for %s was missing or nonsense: billed an estimate", attempt.provider, model_id
+        )
+    if resolved.capped:
+        logger.warning(
+            "usage from %s for %s exceeded the call's bounds: billed at most its worst case",
+            attempt.provider,
+            model_id,
         )
     return outcome
 
@@ -343,7 +379,7 @@ class UnifiedLLMClient:
             attempt=attempt,
             reported_model=result.model,
             usage=result.usage,
-            text=result.content,
+            completion_bytes=result_output_bytes(result),
         )
         return response_build(
             prepared=prepared,

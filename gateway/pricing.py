@@ -14,12 +14,13 @@ from typing import Any
 from .catalog import CatalogModel
 from .providers.base import SHAPE_ANTHROPIC, SHAPE_GEMINI, SHAPE_OPENAI, SHAPE_OPENROUTER, Usage
 
-# Counts beyond this are not a real answer (the largest context windows are ~2M tokens).
-MAX_SANE_TOKENS = 10_000_000
 # A reported cost beyond this for one call is nonsense, not a bill.
 MAX_SANE_COST_USD = Decimal(1000)
 # Typical bytes per token, for estimates when an upstream reports no usable usage.
 BYTES_PER_TOKEN = 4
+# What a relayed stream may carry per token of `max_tokens` before the gateway cuts it: no tokenizer
+# in use averages a quarter of this on real output, so only a runaway upstream reaches it.
+RELAY_BYTES_PER_TOKEN = 16
 
 
 def messages_bytes(messages: list[dict[str, Any]]) -> int:
@@ -35,6 +36,37 @@ def prompt_token_bound(messages: list[dict[str, Any]]) -> int:
     return messages_bytes(messages)
 
 
+# What an upstream may count beyond the request's own bytes: an image part is priced by its pixels
+# (OpenAI's high detail and Anthropic's largest images stay below this), and tool use adds a system
+# prompt of its own on some providers.
+IMAGE_TOKEN_BOUND = 6_000
+TOOLS_TOKEN_ALLOWANCE = 1_000
+# Request fields that reach the model as prompt text.
+PROMPT_PARAMS = ("tools", "tool_choice", "response_format", "functions")
+
+
+def _compact_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+
+
+def request_prompt_bound(
+    *, messages: list[dict[str, Any]], params: dict[str, Any], context_length: int = 0
+) -> int:
+    """The most prompt tokens an upstream can count for this request: its messages and the fields
+    that become prompt text, with an allowance per image and for tool use, capped by the largest
+    context window of the route (`context_length`, 0 when unknown: no cap)."""
+    extra = {name: params[name] for name in PROMPT_PARAMS if params.get(name) is not None}
+    bound = prompt_token_bound(messages) + IMAGE_TOKEN_BOUND * image_count(messages)
+    if extra:
+        bound += _compact_bytes(extra) + TOOLS_TOKEN_ALLOWANCE
+    return min(bound, context_length) if context_length > 0 else bound
+
+
+def output_bytes(*, text: str = "", tool_calls: list[dict[str, Any]] | None = None) -> int:
+    """The bytes of what a model produced: its text and its tool calls (an answer may be only calls)."""
+    return len(text.encode()) + (_compact_bytes(tool_calls) if tool_calls else 0)
+
+
 def tokens_estimate(byte_count: int) -> int:
     return math.ceil(byte_count / BYTES_PER_TOKEN)
 
@@ -45,6 +77,7 @@ class ResolvedUsage:
     completion_tokens: int
     upstream_cost: Decimal | None  # the upstream's own USD figure when it gave a sane one
     estimated: bool  # the upstream's usage was missing or nonsense; counted from the text
+    capped: bool = False  # the upstream claimed more than the call could use; cut to its bounds
     # Parts of the totals (see `providers.base.Usage`): each is priced at its own component.
     cached_tokens: int = 0
     cache_write_5m_tokens: int = 0
@@ -73,7 +106,7 @@ class ResolvedUsage:
 
 
 def _sane_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SANE_TOKENS
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _sane_cost(value: Any) -> bool:
@@ -86,19 +119,29 @@ def image_count(messages: list[dict[str, Any]]) -> int:
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
-            count += sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
+            count += sum(
+                1 for part in content if isinstance(part, dict) and part.get("type") in ("image_url", "image")
+            )
     return count
 
 
 def usage_resolve(
-    *, usage: Usage | None, prompt_bytes: int, completion_text: str, images: int = 0
+    *,
+    usage: Usage | None,
+    prompt_bytes: int,
+    completion_bytes: int,
+    images: int = 0,
+    prompt_bound: int | None = None,
+    completion_bound: int | None = None,
 ) -> ResolvedUsage:
     """The usage to bill: the upstream's when it is sane, else an estimate from the text (flagged).
 
     Never zero for an answer that has text: a reply that says it used no tokens is nonsense too.
-    An estimate has no details: every token is priced as a plain one.
+    An estimate has no details: every token is priced as a plain one. Counts above what the call
+    could use (`prompt_bound`, `completion_bound`: the prompt's upper bound and `max_tokens`) are
+    cut to those bounds and flagged, so a bill grows with the claim only up to the call's worst
+    case: there is no cliff where a larger claim bills less.
     """
-    completion_bytes = len(completion_text.encode())
     counts_ok = (
         usage is not None
         and _sane_count(usage.prompt_tokens)
@@ -106,32 +149,48 @@ def usage_resolve(
         and not (completion_bytes and usage.completion_tokens == 0)
         and usage.prompt_tokens + usage.completion_tokens > 0
     )
-    if counts_ok:
-        cost = usage.cost_usd
-        estimated = False
-        if cost is not None and not _sane_cost(cost):
-            # Counts are fine but the cost is not: price the counts ourselves and flag it.
-            cost, estimated = None, True
+    if not counts_ok:
         return ResolvedUsage(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            upstream_cost=cost,
-            estimated=estimated,
-            cached_tokens=usage.cached_tokens,
-            cache_write_5m_tokens=usage.cache_write_5m_tokens,
-            cache_write_1h_tokens=usage.cache_write_1h_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            shape=usage.shape,
+            prompt_tokens=_capped(max(1, tokens_estimate(prompt_bytes)), prompt_bound),
+            completion_tokens=_capped(
+                max(1 if completion_bytes else 0, tokens_estimate(completion_bytes)), completion_bound
+            ),
+            upstream_cost=None,
+            estimated=True,
+            shape=usage.shape if usage is not None else SHAPE_OPENAI,
             images=images,
         )
+    prompt = _capped(usage.prompt_tokens, prompt_bound)
+    completion = _capped(usage.completion_tokens, completion_bound)
+    capped = (prompt, completion) != (usage.prompt_tokens, usage.completion_tokens)
+    cost, estimated = usage.cost_usd, False
+    if capped:
+        # A cost for counts we do not believe is not believed either: the capped counts are priced.
+        cost = None
+    elif cost is not None and not _sane_cost(cost):
+        # Counts are fine but the cost is not: price the counts ourselves and flag it.
+        cost, estimated = None, True
+    # Details are parts of the totals: cut with them.
+    cached = min(usage.cached_tokens, prompt)
+    write_5m = min(usage.cache_write_5m_tokens, prompt - cached)
+    write_1h = min(usage.cache_write_1h_tokens, prompt - cached - write_5m)
     return ResolvedUsage(
-        prompt_tokens=max(1, tokens_estimate(prompt_bytes)),
-        completion_tokens=max(1 if completion_bytes else 0, tokens_estimate(completion_bytes)),
-        upstream_cost=None,
-        estimated=True,
-        shape=usage.shape if usage is not None else SHAPE_OPENAI,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        upstream_cost=cost,
+        estimated=estimated,
+        capped=capped,
+        cached_tokens=cached,
+        cache_write_5m_tokens=write_5m,
+        cache_write_1h_tokens=write_1h,
+        reasoning_tokens=min(usage.reasoning_tokens, completion),
+        shape=usage.shape,
         images=images,
     )
+
+
+def _capped(count: int, bound: int | None) -> int:
+    return count if bound is None else min(count, bound)
 
 
 # --- Pricing per usage shape -------------------------------------------------------------------

@@ -38,10 +38,11 @@ from .client import (
     chat_prepare_sync,
     outcome_price_sync,
     response_build,
+    result_output_bytes,
 )
 from .db import run_db_step
 from .limits import KeyLimits, Reservation, limits_admit, limits_settle
-from .pricing import ResolvedUsage, image_count, prompt_token_bound, worst_case_usd
+from .pricing import RELAY_BYTES_PER_TOKEN, ResolvedUsage, image_count, output_bytes, worst_case_usd
 from .providers import provider_stream
 from .providers.base import StreamDelta
 from .routing import Attempt, attempt_request, attempt_trial_claim, attempts_run, chain_failed
@@ -61,14 +62,16 @@ class Billing:
     hold_id: int | None = None
     hold_amount: int = 0
     charged: int = 0
+    # What the answer cost beyond what was charged (the hold capped it): the operator's loss.
+    uncharged: int = 0
     reservation: Reservation = field(default_factory=Reservation)
 
 
 def _hold_amount(prepared: PreparedChat) -> int:
     usd = worst_case_usd(
         prices=prepared.plan.worst_prices(),
-        prompt_tokens=prompt_token_bound(prepared.chat.messages),
-        max_tokens=prepared.max_tokens,
+        prompt_tokens=prepared.prompt_bound,
+        max_tokens=prepared.completion_bound,
         images=image_count(prepared.chat.messages),
     )
     return usd_to_micro(usd)
@@ -88,7 +91,7 @@ def _open_sync(
         billing = Billing(user=user, api_key_id=api_key_id, hold_amount=_hold_amount(prepared))
         billing.reservation = limits_admit(
             limits=limits,
-            tokens=prompt_token_bound(prepared.chat.messages) + prepared.max_tokens,
+            tokens=prepared.prompt_bound + prepared.completion_bound,
             credits=billing.hold_amount,
         )
         try:
@@ -148,6 +151,7 @@ def _close_sync(
     latency_ms: int,
     ttft_ms: int | None = None,
     stream: bool = False,
+    truncated: bool = False,
 ) -> Outcome | None:
     """Price the answer (`priced`: the arguments of `outcome_price_sync`, None when nothing is to be
     billed), settle or release the hold, then hand the usage row and provider health to
@@ -173,6 +177,7 @@ def _close_sync(
                 latency_ms=latency_ms,
                 ttft_ms=ttft_ms,
                 stream=stream,
+                truncated=truncated,
             )
         )
     return outcome
@@ -181,8 +186,8 @@ def _close_sync(
 def _settle(*, prepared: PreparedChat, billing: Billing, outcome: Outcome | None) -> None:
     """Charge the real cost against the hold (or release it), and shrink the key's reservation."""
     charged = 0
+    amount = usd_to_micro(outcome.cost_usd) if outcome is not None else 0
     if billing.hold_id is not None:
-        amount = usd_to_micro(outcome.cost_usd) if outcome is not None else 0
         if amount > 0:
             entry = hold_settle(
                 hold_id=billing.hold_id,
@@ -190,11 +195,12 @@ def _settle(*, prepared: PreparedChat, billing: Billing, outcome: Outcome | None
                 description=f"{outcome.model} via {outcome.provider}",
                 reference=prepared.request_id,
             )
-            # Billing caps a charge at the hold plus what is available; report what it really took.
+            # Billing caps a charge at the hold (the call's worst case); report what it really took.
             charged = -entry.amount if entry is not None else 0
         else:
             hold_release(hold_id=billing.hold_id)
     billing.charged = charged
+    billing.uncharged = max(0, amount - charged) if billing.hold_id is not None else 0
     limits_settle(
         reservation=billing.reservation,
         tokens=outcome.usage.total_tokens if outcome else 0,
@@ -213,6 +219,7 @@ def _call_record(
     latency_ms: int,
     ttft_ms: int | None,
     stream: bool,
+    truncated: bool = False,
 ) -> CallRecord:
     output_tokens = outcome.usage.completion_tokens if outcome else 0
     usage = {
@@ -235,6 +242,8 @@ def _call_record(
         "error_class": error_class,
         "stream": stream,
         "usage_estimated": outcome.usage.estimated if outcome else False,
+        "usage_capped": bool(outcome and outcome.usage.capped) or truncated or billing.uncharged > 0,
+        "uncharged": billing.uncharged,
     }
     # A snapshot: the attempts are not read again once the record is queued.
     health = health_samples(attempts=attempts, output_tokens=output_tokens)
@@ -277,7 +286,7 @@ class LLMGateway:
                 "attempt": attempt,
                 "reported_model": result.model,
                 "usage": result.usage,
-                "text": result.content,
+                "completion_bytes": result_output_bytes(result),
             }
             status = "ok"
         except asyncio.CancelledError:
@@ -329,9 +338,10 @@ class LLMGateway:
         )
         return await self.stream_opened(opened)
 
-    async def stream_opened(self, opened: OpenedCall) -> GatewayStream:
-        """`stream_open` for a call opened by `call_open_sync` (with `request.stream` set)."""
-        stream = GatewayStream(prepared=opened.prepared, billing=opened.billing)
+    async def stream_opened(self, opened: OpenedCall, *, keep_text: bool = True) -> GatewayStream:
+        """`stream_open` for a call opened by `call_open_sync` (with `request.stream` set).
+        `keep_text=False` for a face that relays the deltas and needs no final text."""
+        stream = GatewayStream(prepared=opened.prepared, billing=opened.billing, keep_text=keep_text)
         try:
             await stream.start()
         except BaseException as exc:
@@ -353,9 +363,15 @@ class GatewayStream:
     # "ok" only once the upstream has finished and the caller has read it all.
     status: str = "cancelled"
     error_class: str = "ClientDisconnected"
+    # The native API answers with the whole text at the end; other faces need only its size.
+    keep_text: bool = True
+    # The gateway cut the stream at `max_tokens` (the upstream went on past it).
+    truncated: bool = False
     _upstream: AsyncIterator[StreamDelta] | None = None
     _first: StreamDelta | None = None
     _parts: list[str] = field(default_factory=list)
+    _output_bytes: int = 0
+    _output_chunks: int = 0
     _usage: Any = None
     _reported_model: str | None = None
     _finish_reason: str | None = None
@@ -376,12 +392,36 @@ class GatewayStream:
     def provider(self) -> str:
         return self.attempt.provider if self.attempt else ""
 
+    def _fit(self, delta: StreamDelta) -> StreamDelta | None:
+        """The delta as far as `max_tokens` lets it through, or None once the stream has reached it.
+
+        Every delta with output carries at least one token, and the bytes are bounded per token
+        (`RELAY_BYTES_PER_TOKEN`), so an upstream that runs on is cut here, its connection closed,
+        and the call billed for what was relayed (never beyond `max_tokens`)."""
+        size = output_bytes(text=delta.content, tool_calls=delta.tool_calls)
+        if not size:
+            return delta
+        bound = self.prepared.completion_bound
+        room = bound * RELAY_BYTES_PER_TOKEN - self._output_bytes
+        if self._output_chunks >= bound or room <= 0:
+            return None
+        if size > room:
+            # Cut on a character boundary; a partial tool call would be broken JSON, so it goes.
+            text = delta.content.encode()[:room].decode(errors="ignore")
+            if not text:
+                return None
+            delta = StreamDelta(content=text, model=delta.model, provider=delta.provider)
+            self.truncated = True
+        return delta
+
     def _take(self, delta: StreamDelta) -> None:
         if delta.content or delta.tool_calls:
             if self._ttft_ms is None:
                 self._ttft_ms = int((time.monotonic() - self._started) * 1000)
             self._produced = True
-        if delta.content:
+            self._output_chunks += 1
+            self._output_bytes += output_bytes(text=delta.content, tool_calls=delta.tool_calls)
+        if delta.content and self.keep_text:
             self._parts.append(delta.content)
         if delta.usage is not None:
             self._usage = delta.usage
@@ -389,6 +429,15 @@ class GatewayStream:
             self._reported_model = delta.model
         if delta.finish_reason:
             self._finish_reason = delta.finish_reason
+
+    def _cut(self) -> None:
+        self.truncated = True
+        self._finish_reason = "length"
+        logger.warning(
+            "stream %s from %s went past max_tokens; cut and billed at most max_tokens",
+            self.prepared.request_id,
+            self.provider,
+        )
 
     async def start(self) -> None:
         """Walk the route until an attempt yields its first delta (errors before it are retryable)."""
@@ -413,8 +462,9 @@ class GatewayStream:
                 continue
             attempt.status = "ok"
             attempt.latency_ms = int((time.monotonic() - begun) * 1000)
-            self.attempt, self._upstream, self._first = attempt, upstream, first
-            self._take(first)
+            self.attempt, self._upstream = attempt, upstream
+            self._first = self._fit(first) or StreamDelta(finish_reason="length")
+            self._take(self._first)
             return
         raise chain_failed(self.prepared.plan)
 
@@ -423,9 +473,19 @@ class GatewayStream:
             if self._first is not None:
                 first, self._first = self._first, None
                 yield first
-            async for delta in self._upstream:
-                self._take(delta)
-                yield delta
+            if not self.truncated:
+                async for delta in self._upstream:
+                    fitted = self._fit(delta)
+                    if fitted is None:
+                        self._cut()
+                        break
+                    self._take(fitted)
+                    yield fitted
+                    if self.truncated:
+                        self._cut()
+                        break
+            else:
+                self._cut()
             self.status, self.error_class = "ok", ""
         except asyncio.CancelledError:
             self.status, self.error_class = "cancelled", "ClientDisconnected"
@@ -454,8 +514,9 @@ class GatewayStream:
             priced = {
                 "attempt": self.attempt,
                 "reported_model": self._reported_model,
-                "usage": self._usage,
-                "text": text,
+                # A cut stream's upstream usage never came: what was relayed is estimated.
+                "usage": None if self.truncated else self._usage,
+                "completion_bytes": self._output_bytes,
             }
         attempts = self.prepared.plan.attempts
         if self.attempt is not None and self.status != "ok":
@@ -472,6 +533,7 @@ class GatewayStream:
             latency_ms=latency_ms,
             ttft_ms=self._ttft_ms,
             stream=True,
+            truncated=self.truncated,
         )
         if self.attempt is not None:
             # A stream that produced nothing is answered (and billed) as zero.

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +46,13 @@ from gateway.providers.base import UpstreamRequest
 from smartspec.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
+
+# No real answer comes near these; an upstream that sends more is not answering, and a worker's memory
+# must not grow with what a hostile or broken upstream sends.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_EVENT_CHARS = 8 * 1024 * 1024
+# SSE ends a line at CRLF, LF or CR, and nowhere else (JSON may hold a raw U+2028).
+_NEWLINE = re.compile(r"\r\n|\n|\r")
 
 # Generous: one worker multiplexes many slow streams; keep-alive saves a TLS handshake per call.
 LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30.0)
@@ -114,6 +122,24 @@ def _build(client: httpx.AsyncClient, upstream: UpstreamRequest, connect_timeout
     )
 
 
+def _oversized(provider: str) -> UpstreamError:
+    error = UpstreamUnavailable(f"{provider} sent more than any answer can be.")
+    tag(error, provider)
+    logger.warning("upstream %s: answer over the size bound, dropped", provider)
+    return error
+
+
+async def _read_bounded(response: httpx.Response, provider: str) -> bytes:
+    """The whole body, refused once it passes `MAX_BODY_BYTES` (read no further)."""
+    parts, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _oversized(provider)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def _map_exception(exc: httpx.HTTPError, provider: str) -> UpstreamError:
     """Our error for a network failure; the message names the provider, never the request."""
     if isinstance(exc, httpx.ConnectTimeout):
@@ -142,8 +168,11 @@ async def send(
     """Send one request and read the whole answer."""
     client = get_client()
     try:
-        response = await client.send(_build(client, upstream, connect_timeout, read_timeout))
-        body = await response.aread()
+        response = await client.send(_build(client, upstream, connect_timeout, read_timeout), stream=True)
+        try:
+            body = await _read_bounded(response, provider)
+        finally:
+            await response.aclose()
     except httpx.HTTPError as exc:
         raise _map_exception(exc, provider) from None
     return TransportResponse(
@@ -164,17 +193,28 @@ class StreamResponse:
 
     async def read(self) -> bytes:
         try:
-            return await self._response.aread()
+            return await _read_bounded(self._response, self._provider)
         except httpx.HTTPError as exc:
             raise _map_exception(exc, self._provider) from None
 
     async def events(self) -> AsyncIterator[SSEEvent]:
+        """The stream's events as they arrive; memory stays bounded by one event (`MAX_EVENT_CHARS`)."""
         decoder = SSEDecoder()
+        pending = ""
         try:
-            async for line in self._response.aiter_lines():
-                event = decoder.feed_line(line)
-                if event is not None:
-                    yield event
+            async for text in self._response.aiter_text():
+                pending += text
+                start = 0
+                for match in _NEWLINE.finditer(pending):
+                    if match.group() == "\r" and match.end() == len(pending):
+                        break  # maybe the first half of a CRLF split across reads
+                    event = decoder.feed_line(pending[start : match.start()])
+                    start = match.end()
+                    if event is not None:
+                        yield event
+                pending = pending[start:]
+                if len(pending) + decoder.size > MAX_EVENT_CHARS:
+                    raise _oversized(self._provider)
         except httpx.HTTPError as exc:
             raise _map_exception(exc, self._provider) from None
         # A last event not closed by a blank line is dropped, as the SSE spec says: it may be cut short.
@@ -205,6 +245,7 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._event: str | None = None
         self._data: list[str] = []
+        self.size = 0  # characters of the event being read
 
     def feed_line(self, line: str) -> SSEEvent | None:
         line = line.rstrip("\r\n")
@@ -213,7 +254,7 @@ class SSEDecoder:
                 self._event = None
                 return None
             event = SSEEvent(event=self._event, data="\n".join(self._data))
-            self._event, self._data = None, []
+            self._event, self._data, self.size = None, [], 0
             return event
         if line.startswith(":"):
             return None  # comment, e.g. OpenRouter's ": OPENROUTER PROCESSING" keep-alive
@@ -222,6 +263,7 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self.size += len(value) + 1
         elif name == "event":
             self._event = value or None
         return None

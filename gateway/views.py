@@ -204,7 +204,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             raise invalid
         gateway = LLMGateway()
         if parsed.request.stream:
-            stream = await gateway.stream_opened(opened)
+            stream = await gateway.stream_opened(opened, keep_text=False)
             return _sse_response(
                 _chat_completion_events(stream, parsed.include_usage, openai_format.now()), stream
             )

@@ -41,6 +41,14 @@ class UsageRecord(models.Model):
     error_class = models.CharField(max_length=100, blank=True)
     stream = models.BooleanField(default=False)
     usage_estimated = models.BooleanField(default=False)
+    usage_capped = models.BooleanField(
+        default=False,
+        help_text="The upstream claimed or sent more than the call's bounds (max_tokens, the hold); "
+        "what was billed was cut to them.",
+    )
+    uncharged = models.BigIntegerField(
+        default=0, help_text="Micro-credits of cost beyond the hold, not charged: the operator's loss."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -61,6 +61,8 @@ def _usage_fields(
     error_class: str = "",
     stream: bool = False,
     usage_estimated: bool = False,
+    usage_capped: bool = False,
+    uncharged: int = 0,
 ) -> dict:
     """A usage row's columns, checked (money as integers and a Decimal, a known status)."""
     if status not in _STATUSES:
@@ -92,6 +94,8 @@ def _usage_fields(
         "error_class": (error_class or "")[:100],
         "stream": stream,
         "usage_estimated": usage_estimated,
+        "usage_capped": usage_capped,
+        "uncharged": max(0, int(uncharged)),
     }
 
 
@@ -116,6 +120,8 @@ def usage_record_create(
     error_class: str = "",
     stream: bool = False,
     usage_estimated: bool = False,
+    usage_capped: bool = False,
+    uncharged: int = 0,
 ) -> UsageRecord:
     """Record one gateway call. `credits` and `hold` are micro-credits. A second call with the same
     `request_id` for the same user returns the first row unchanged, so a retried pipeline step never

@@ -42,10 +42,19 @@ def _subprocess_env(env: dict[str, str]) -> dict[str, str]:
 @contextlib.contextmanager
 def live_uvicorn(env: dict[str, str], *, workers: int = 2) -> Iterator[str]:
     """uvicorn serving the project in a subprocess with `env` on top of ours; yields its base URL."""
+    with live_uvicorn_process(env, workers=workers) as (base, _pid):
+        yield base
+
+
+@contextlib.contextmanager
+def live_uvicorn_process(
+    env: dict[str, str], *, workers: int = 1, args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, int]]:
+    """`live_uvicorn` that also yields the server's pid (with one worker, the process that serves)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "smartspec.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning", *args],
         cwd=ROOT,
         env=_subprocess_env(env),
     )  # fmt: skip
@@ -61,7 +70,7 @@ def live_uvicorn(env: dict[str, str], *, workers: int = 2) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("uvicorn did not start")
             time.sleep(0.2)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)

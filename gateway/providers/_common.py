@@ -32,8 +32,6 @@ from smartspec.errors import (
 )
 
 _SAFE_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-# Larger counts than any context window are a broken upstream, never a bill.
-MAX_TOKENS_SANE = 10_000_000
 
 
 def load_json(data: bytes | str, provider: str) -> Any:
@@ -117,10 +115,9 @@ def error_for_status(
 
 
 def token_count(value: Any) -> int | None:
-    """A token count, or None when the upstream's figure is absent or nonsense."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    if value < 0 or value > MAX_TOKENS_SANE:
+    """A token count, or None when the upstream's figure is absent or nonsense. A count too large for
+    the call is kept: pricing cuts it to the call's bounds (a larger claim never bills less)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return None
     return value
 

@@ -16,6 +16,9 @@ of fault names served in order, the last one repeating. Faults:
     read_timeout  accepts and reads the request, then answers nothing for `stall` seconds
     stream_cut    starts an SSE answer, sends two content chunks, then drops the connection mid-chunk
     stream_stall  starts an SSE answer, sends two content chunks, then goes silent for `stall` seconds
+    stream_endless      an SSE answer of one-word chunks that never ends (until the gateway hangs up)
+    stream_endless_big  the same with 64 KB chunks
+    usage_absurd  200 claiming 9,999,999 completion tokens; `cost_999` claims a cost of $999
 
 `refused_url()` is an address where nothing listens; `blackhole_url()` one whose accept queue is full,
 so a connect never completes (a connect timeout, without leaving the machine).
@@ -45,6 +48,12 @@ BAD_USAGE = {
     "cost_huge": '{"prompt_tokens": 14, "completion_tokens": 9, "total_tokens": 23, "cost": 1e30}',
     "usage_strings": '{"prompt_tokens": "14", "completion_tokens": "nine", "cost": "free"}',
 }
+# Usage that is well-formed but far beyond what the call could use: billed at most its hold.
+ABSURD_USAGE = {
+    "usage_absurd": '{"prompt_tokens": 14, "completion_tokens": 9999999, "total_tokens": 10000013}',
+    "cost_999": '{"prompt_tokens": 14, "completion_tokens": 9, "total_tokens": 23, "cost": 999}',
+}
+ENDLESS_PIECE = {"stream_endless": "word ", "stream_endless_big": "x" * 65536}
 
 
 def openrouter_body(model: str, usage: str | None = "") -> bytes:
@@ -164,6 +173,8 @@ class FakeUpstream:
     """The server's scripts and what it saw; `stall` is how long the silent faults stay silent."""
 
     stall: float = 3.0
+    # Bytes of content each endless stream sent before the gateway hung up, and whether it did.
+    endless_sent: list[int] = field(default_factory=list)
     scripts: dict[str, list[str]] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -258,8 +269,10 @@ class FakeUpstream:
         if fault == "slow_ok":
             time.sleep(0.2)
             fault = "ok"
-        if fault in BAD_USAGE:
-            self._send(sock, 200, "OK", openrouter_body(model, BAD_USAGE[fault]))
+        if fault in BAD_USAGE or fault in ABSURD_USAGE:
+            self._send(sock, 200, "OK", openrouter_body(model, {**BAD_USAGE, **ABSURD_USAGE}[fault]))
+        elif fault in ENDLESS_PIECE:
+            self._endless(sock, model, ENDLESS_PIECE[fault])
         elif fault == "ok":
             body = openrouter_body(model) if provider == "openrouter" else openai_body(model)
             self._send(sock, 200, "OK", body)
@@ -295,6 +308,20 @@ class FakeUpstream:
             sock.sendall(_chunked(rest) + b"0\r\n\r\n")
         else:
             raise ValueError(f"unknown fault {fault!r}")
+
+    def _endless(self, sock: socket.socket, model: str, piece: str) -> None:
+        """Content chunks until the gateway closes the connection (bounded: 60 s or 1 GB)."""
+        head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        sock.sendall(head.encode())
+        chunk = _chunked(sse_chunk(model, {"content": piece}))
+        sent, deadline = 0, time.monotonic() + 60
+        try:
+            while sent < 2**30 and time.monotonic() < deadline and not self._stop.is_set():
+                sock.sendall(chunk)
+                sent += len(piece)
+        finally:
+            with self._lock:
+                self.endless_sent.append(sent)
 
 
 def refused_url(suffix: str) -> str:
