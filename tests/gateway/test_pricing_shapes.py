@@ -83,7 +83,7 @@ def models(catalog) -> dict[str, CatalogModel]:
 
 
 def _price(usage, model: CatalogModel):
-    resolved = usage_resolve(usage=usage, prompt_bytes=10, completion_text="answer")
+    resolved = usage_resolve(usage=usage, prompt_bytes=10, completion_bytes=6)
     return resolved, cost_compute(usage=resolved, model=model)
 
 
@@ -315,7 +315,7 @@ def test_request_and_image_prices_apply_once_per_call_and_per_image(models):
 
     model = replace(models["openai/gpt-4o"], request_price=Decimal("0.001"), image_price=Decimal("0.003613"))
     usage = openai_compat._usage({"usage": {"prompt_tokens": 100, "completion_tokens": 10}}, "openai")
-    resolved = usage_resolve(usage=usage, prompt_bytes=10, completion_text="answer", images=2)
+    resolved = usage_resolve(usage=usage, prompt_bytes=10, completion_bytes=6, images=2)
     cost = cost_compute(usage=resolved, model=model)
     assert cost.usd == Decimal("0.00025") + Decimal("0.0001") + Decimal("0.001") + 2 * Decimal("0.003613")
 

@@ -44,13 +44,13 @@ BAD_USAGE = {
     "usage_missing": None,
     "usage_negative": '{"prompt_tokens": -14, "completion_tokens": -9, "total_tokens": -23, "cost": -0.5}',
     "usage_zero": '{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost": 0}',
-    "usage_huge": '{"prompt_tokens": 14, "completion_tokens": 90000000000, "total_tokens": 90000000014}',
     "cost_huge": '{"prompt_tokens": 14, "completion_tokens": 9, "total_tokens": 23, "cost": 1e30}',
     "usage_strings": '{"prompt_tokens": "14", "completion_tokens": "nine", "cost": "free"}',
 }
 # Usage that is well-formed but far beyond what the call could use: billed at most its hold.
 ABSURD_USAGE = {
     "usage_absurd": '{"prompt_tokens": 14, "completion_tokens": 9999999, "total_tokens": 10000013}',
+    "usage_huge": '{"prompt_tokens": 14, "completion_tokens": 90000000000, "total_tokens": 90000000014}',
     "cost_999": '{"prompt_tokens": 14, "completion_tokens": 9, "total_tokens": 23, "cost": 999}',
 }
 ENDLESS_PIECE = {"stream_endless": "word ", "stream_endless_big": "x" * 65536}
