@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monitoring', '0001_usage_and_health'),
+        ('monitoring', '0002_usage_request_id_per_user'),
     ]
 
     operations = [
