@@ -50,7 +50,7 @@ from .routing import (
 logger = logging.getLogger(__name__)
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
-# OpenAI parameters passed through to the upstream as they are.
+# The native API's further OpenAI parameters (the OpenAI-compatible faces pass every field on).
 PASSTHROUGH_PARAMS = (
     "top_p",
     "stop",
@@ -67,6 +67,8 @@ PASSTHROUGH_PARAMS = (
     "user",
     "reasoning",
 )
+# Most choices (`n`) one call may ask for: each is priced at max_tokens in the hold.
+MAX_CHOICES = 16
 # Clients may never choose where we send their request (nor our keys).
 FORBIDDEN_FIELDS = ("api_base", "base_url", "api_key")
 
@@ -89,6 +91,9 @@ class LLMRequest:
     use_openrouter: bool = True
     stream: bool = False
     params: dict[str, Any] = field(default_factory=dict)  # further OpenAI parameters (tools, stop, ...)
+    require_parameters: bool | None = None  # OpenRouter's provider.require_parameters
+    # The native API fills in DEFAULT_TEMPERATURE; the OpenAI-compatible faces send only what was set.
+    sampling_defaults: bool = True
 
 
 @dataclass(slots=True)
@@ -108,6 +113,8 @@ class LLMResponse:
     usage_estimated: bool = False
     route: str = ""
     message: dict[str, Any] | None = None  # the full assistant message (tool calls)
+    choices: list[dict[str, Any]] | None = None  # every choice, when there are several or logprobs
+    dropped_params: list[str] = field(default_factory=list)  # advisory parameters the answerer lacked
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,9 +180,14 @@ def request_validate(request: LLMRequest) -> tuple[RouteOptions, ChatRequest, in
         data_collection=request.data_collection,
         zdr=request.zdr,
         max_price=request.max_price,
+        require_parameters=request.require_parameters,
     )
-    temperature = settings.DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+    temperature = request.temperature
+    if temperature is None and request.sampling_defaults:
+        temperature = settings.DEFAULT_TEMPERATURE
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2
+    ):
         raise InvalidRequest("temperature must be a number between 0 and 2.")
     max_tokens = request.max_tokens
     if max_tokens is None:
@@ -190,7 +202,11 @@ def request_validate(request: LLMRequest) -> tuple[RouteOptions, ChatRequest, in
             f"max_tokens must be an integer between 1 and {settings.MAX_OUTPUT_TOKENS}.",
             code="invalid_max_tokens",
         )
-    params = {k: v for k, v in request.params.items() if k in PASSTHROUGH_PARAMS and v is not None}
+    # Passed on as given (gateway.providers.params decides per wire what is forwarded or translated).
+    params = {k: v for k, v in request.params.items() if v is not None}
+    choices = params.get("n", 1)
+    if isinstance(choices, bool) or not isinstance(choices, int) or not 1 <= choices <= MAX_CHOICES:
+        raise InvalidRequest(f"n must be an integer between 1 and {MAX_CHOICES}.", code="invalid_n")
     stop = params.pop("stop", None)
     top_p = params.pop("top_p", None)
     if isinstance(stop, str):
@@ -198,7 +214,7 @@ def request_validate(request: LLMRequest) -> tuple[RouteOptions, ChatRequest, in
     chat = ChatRequest(
         model="",
         messages=messages,
-        temperature=float(temperature),
+        temperature=None if temperature is None else float(temperature),
         max_tokens=max_tokens,
         stream=request.stream,
         top_p=top_p,
@@ -211,7 +227,7 @@ def request_validate(request: LLMRequest) -> tuple[RouteOptions, ChatRequest, in
 def chat_prepare_sync(request: LLMRequest, *, request_id: str | None = None) -> PreparedChat:
     """Validate and route (sync: reads the catalog); raises 400/404 before anything is spent."""
     options, chat, max_tokens = request_validate(request)
-    plan = route_plan(options=options)
+    plan = route_plan(options=options, chat=chat)
     # A window of 0 is unknown: then no model of the route caps the bound.
     windows = [plan.models[a.model].context_length for a in plan.runnable if a.model in plan.models]
     context = 0 if not windows or 0 in windows else max(windows)
@@ -263,7 +279,8 @@ class Outcome:
 def result_output_bytes(result: ChatResult) -> int:
     tool_calls = result.message.get("tool_calls") if isinstance(result.message, dict) else None
     calls = tool_calls if isinstance(tool_calls, list) else None
-    return output_bytes(text=result.content or "", tool_calls=calls)
+    # Every choice (`n`) counts.
+    return output_bytes(text=result.all_text or "", tool_calls=calls)
 
 
 def outcome_price_sync(
@@ -330,6 +347,8 @@ def response_build(
         usage_estimated=outcome.usage.estimated,
         route=plan.route,
         message=result.message if result else None,
+        choices=result.choices if result else None,
+        dropped_params=list(winner.dropped) if winner is not None else [],
     )
 
 

@@ -1,8 +1,12 @@
 """The wire shapes of the chat APIs: parsing OpenAI-style and native bodies into an `LLMRequest`,
 and rendering answers as OpenAI chat completions / chunks or the native `LLMResponse` JSON.
 
-Money in JSON is a decimal string: `usage.cost` / `cost_usd` in USD, `usage.credits` /
-`credits_charged` in credits.
+Money on the OpenAI-compatible surface is a JSON number written with its exact decimal digits
+(`usage.cost` in USD, `usage.credits` in credits): OpenRouter sends numbers and typed clients expect
+them. The native API keeps decimal strings (`cost_usd`, `credits_charged`).
+
+Chat completions pass every field that is not the gateway's own on to the upstream as given
+(`gateway.providers.params` decides, per wire format, what is forwarded, translated or skipped).
 """
 
 from __future__ import annotations
@@ -22,11 +26,15 @@ from rest_framework import serializers
 from billing.credits import format_credits
 from smartspec.errors import InvalidRequest, as_api_error
 
-from .client import FORBIDDEN_FIELDS, PASSTHROUGH_PARAMS, LLMRequest, LLMResponse
+from .client import FORBIDDEN_FIELDS, MAX_CHOICES, PASSTHROUGH_PARAMS, LLMRequest, LLMResponse
 from .providers.base import StreamDelta
 from .routing import BUDGET_PRIORITIES, DATA_COLLECTION, MAX_FALLBACK_MODELS, SORTS, TASK_TYPES
 
 SSE_DONE = b"data: [DONE]\n\n"
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+MAX_TOP_LOGPROBS = 20
+# The header that names advisory parameters the answering provider left out.
+DROPPED_HEADER = "X-SmartSpec-Dropped-Params"
 
 
 class ProviderPreferencesInput(serializers.Serializer):
@@ -37,6 +45,9 @@ class ProviderPreferencesInput(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text='{"prompt": USD per 1K tokens, "completion": USD per 1K tokens}',
+    )
+    require_parameters = serializers.BooleanField(
+        required=False, allow_null=True, help_text="OpenRouter: only upstreams that support every parameter"
     )
 
 
@@ -67,7 +78,14 @@ class ChatCompletionInput(_RoutingFields):
         help_text="OpenRouter-style spelling of fallback_models",
     )
     max_completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    n = serializers.IntegerField(required=False, min_value=1, max_value=1)
+    n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_CHOICES)
+    logprobs = serializers.BooleanField(required=False, allow_null=True)
+    top_logprobs = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_TOP_LOGPROBS
+    )
+    reasoning_effort = serializers.ChoiceField(choices=REASONING_EFFORTS, required=False, allow_null=True)
+    metadata = serializers.DictField(required=False, allow_null=True)
+    store = serializers.BooleanField(required=False, allow_null=True)
     stream_options = serializers.DictField(required=False, allow_null=True)
     provider = ProviderPreferencesInput(required=False, allow_null=True)
 
@@ -304,11 +322,39 @@ _chat_completion_body = _object(
         **_ROUTING_FIELDS,
         "models": _Field(_list(_Field(_char, text=True), max_length=MAX_FALLBACK_MODELS), allow_null=True),
         "max_completion_tokens": _Field(_integer(min_value=1), allow_null=True),
-        "n": _Field(_integer(min_value=1, max_value=1)),
+        "n": _Field(_integer(min_value=1, max_value=MAX_CHOICES), allow_null=True),
+        "logprobs": _Field(_boolean(True), allow_null=True),
+        "top_logprobs": _Field(_integer(min_value=0, max_value=MAX_TOP_LOGPROBS), allow_null=True),
+        "reasoning_effort": _Field(_choice(REASONING_EFFORTS), allow_null=True),
+        "metadata": _Field(_dictionary, allow_null=True),
+        "store": _Field(_boolean(True), allow_null=True),
         "stream_options": _Field(_dictionary, allow_null=True),
-        "provider": _Field(_object(_PROVIDER_FIELDS), allow_null=True),
+        "provider": _Field(
+            _object({**_PROVIDER_FIELDS, "require_parameters": _Field(_boolean(True), allow_null=True)}),
+            allow_null=True,
+        ),
     }
 )
+# The chat completion fields the gateway itself consumes; every other field goes upstream as given.
+_CHAT_OWN_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "task_type",
+        "budget_priority",
+        "fallback_models",
+        "models",
+        "use_openrouter",
+        "temperature",
+        "max_tokens",
+        "max_completion_tokens",
+        "stream",
+        "stream_options",
+        "provider",
+    }
+)
+# Declared fields that go upstream: their validated value is sent.
+_CHAT_CHECKED_PARAMS = ("n", "logprobs", "top_logprobs", "reasoning_effort", "metadata", "store")
 _llm_request_body = _object({**_ROUTING_FIELDS, **_PROVIDER_FIELDS})
 
 
@@ -327,6 +373,12 @@ def _validated(parse, body: dict[str, Any]) -> dict[str, Any]:
 
 def _params(body: dict[str, Any]) -> dict[str, Any]:
     return {k: body[k] for k in PASSTHROUGH_PARAMS if k in body}
+
+
+def _chat_params(body: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    params = {k: v for k, v in body.items() if k not in _CHAT_OWN_FIELDS}
+    params.update({k: data[k] for k in _CHAT_CHECKED_PARAMS if k in data})
+    return params
 
 
 @dataclass(slots=True)
@@ -352,11 +404,13 @@ def chat_completion_request(body: dict[str, Any]) -> ParsedCompletion:
         data_collection=provider.get("data_collection") or "allow",
         zdr=provider.get("zdr"),
         max_price=provider.get("max_price"),
+        require_parameters=provider.get("require_parameters"),
         temperature=data.get("temperature"),
         max_tokens=max_tokens,
         use_openrouter=data.get("use_openrouter", True),
         stream=data.get("stream", False),
-        params=_params(body),
+        params=_chat_params(body, data),
+        sampling_defaults=False,
     )
     return ParsedCompletion(request=request, include_usage=bool(stream_options.get("include_usage")))
 
@@ -385,11 +439,46 @@ def now() -> int:
     return int(time.time())
 
 
+def _default(value: Any) -> Any:
+    # Upstream numbers are read as Decimal (gateway.providers._common.load_json): written back as numbers.
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(str(value).encode())
+    return str(value)
+
+
 def _dumps(value: Any) -> bytes:
     try:
-        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:  # beyond orjson (an integer over 64 bits from an upstream's tool call)
-        return json.dumps(value, separators=(",", ":"), default=str).encode()
+        return _dumps_stdlib(value)
+
+
+def _dumps_stdlib(value: Any) -> bytes:
+    """json.dumps with `orjson.Fragment`s (exact decimal numbers) written as they are."""
+    fragments: list[bytes] = []
+
+    def default(item):
+        if not isinstance(item, orjson.Fragment):
+            item = _default(item)
+        if isinstance(item, orjson.Fragment):
+            fragments.append(orjson.dumps(item))
+            return f"\x00fragment{len(fragments) - 1}\x00"
+        return item
+
+    text = json.dumps(value, separators=(",", ":"), default=default).encode()
+    for index, raw in enumerate(fragments):
+        text = text.replace(f'"\\u0000fragment{index}\\u0000"'.encode(), raw)
+    return text
+
+
+def json_body(payload: dict[str, Any]) -> bytes:
+    """A whole JSON answer (money as exact numbers)."""
+    return _dumps(payload)
+
+
+def number(text: str) -> orjson.Fragment:
+    """A decimal string written into JSON as a number with exactly these digits."""
+    return orjson.Fragment(text.encode())
 
 
 def sse(payload: dict[str, Any]) -> bytes:
@@ -401,32 +490,53 @@ def usd(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def _usage(response: LLMResponse) -> dict[str, Any]:
+def money(response: LLMResponse) -> dict[str, orjson.Fragment]:
+    """`cost` (USD) and `credits` as JSON numbers with their exact digits."""
     return {
-        **response.usage,
-        "cost": usd(response.cost_usd),
-        "credits": format_credits(response.credits_charged),
+        "cost": number(usd(response.cost_usd)),
+        "credits": number(format_credits(response.credits_charged)),
     }
 
 
+def _usage(response: LLMResponse) -> dict[str, Any]:
+    return {**response.usage, **money(response)}
+
+
 def completion(response: LLMResponse) -> dict[str, Any]:
-    message = response.message or {"role": "assistant", "content": response.content}
-    return {
-        "id": f"chatcmpl-{response.request_id}",
-        "object": "chat.completion",
-        "created": now(),
-        "model": response.model,
-        "provider": response.provider,
-        "choices": [
+    if response.choices:
+        choices = [
+            {
+                "index": choice.get("index", index),
+                "message": choice.get("message") or {"role": "assistant", "content": ""},
+                "finish_reason": choice.get("finish_reason") or "stop",
+                "logprobs": choice.get("logprobs"),
+            }
+            for index, choice in enumerate(response.choices)
+        ]
+    else:
+        message = response.message or {"role": "assistant", "content": response.content}
+        choices = [
             {
                 "index": 0,
                 "message": message,
                 "finish_reason": response.finish_reason or "stop",
                 "logprobs": None,
             }
-        ],
+        ]
+    return {
+        "id": f"chatcmpl-{response.request_id}",
+        "object": "chat.completion",
+        "created": now(),
+        "model": response.model,
+        "provider": response.provider,
+        "choices": choices,
         "usage": _usage(response),
     }
+
+
+def dropped_header(names: list[str]) -> dict[str, str]:
+    """The response header naming advisory parameters the answering provider left out."""
+    return {DROPPED_HEADER: ", ".join(names)} if names else {}
 
 
 def _chunk(stream, created: int, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
@@ -453,6 +563,7 @@ class CompletionChunks:
         self._created = created
         self._for: tuple[str, str] | None = None
         self._head = b""
+        self._started: set[int] = set()  # choices whose first piece (with the role) went out
 
     def _prefix(self) -> bytes:
         answering = (self._stream.model, self._stream.provider)
@@ -465,6 +576,8 @@ class CompletionChunks:
 
     def event(self, delta: StreamDelta, *, first: bool) -> bytes | None:
         """The event for one upstream delta; None for a delta with nothing for the client (usage only)."""
+        if delta.index or delta.logprobs is not None:
+            return self._full_event(delta)
         if delta.content and not first and not delta.tool_calls and not delta.finish_reason:
             # The common case: one piece of text.
             return self._prefix() + b'{"content":' + _dumps(delta.content) + b"}" + _CHUNK_TAIL_NULL
@@ -475,6 +588,7 @@ class CompletionChunks:
             body["tool_calls"] = delta.tool_calls
         if not body and not delta.finish_reason:
             return None
+        self._started.add(0)
         if delta.finish_reason is None:
             return self._prefix() + _dumps(body) + _CHUNK_TAIL_NULL
         return (
@@ -484,6 +598,22 @@ class CompletionChunks:
             + _dumps(delta.finish_reason)
             + b',"logprobs":null}]}\n\n'
         )
+
+    def _full_event(self, delta: StreamDelta) -> bytes | None:
+        """A piece of another choice than the first (`n` > 1), or one with logprobs."""
+        if not (delta.content or delta.tool_calls or delta.finish_reason or delta.logprobs is not None):
+            return None
+        body: dict[str, Any] = {}
+        if delta.index not in self._started:
+            self._started.add(delta.index)
+            body["role"] = "assistant"
+        if delta.content:
+            body["content"] = delta.content
+        if delta.tool_calls:
+            body["tool_calls"] = delta.tool_calls
+        chunk = _chunk(self._stream, self._created, body, delta.finish_reason)
+        chunk["choices"][0].update(index=delta.index, logprobs=delta.logprobs)
+        return sse(chunk)
 
 
 def completion_final_chunks(

@@ -34,6 +34,7 @@ from .models import RoutingRule
 from .pricing import WorstPrices
 from .providers import direct_provider_for, provider_call, provider_configs
 from .providers.base import ChatRequest, ChatResult, ProviderConfig
+from .providers.params import params_fit
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class RouteOptions:
     data_collection: str = "allow"
     zdr: bool | None = None
     max_price: dict[str, Decimal] | None = None  # USD per 1K tokens: {"prompt", "completion"}
+    require_parameters: bool | None = None  # OpenRouter: only upstreams that support every parameter
 
     @property
     def private(self) -> bool:
@@ -96,6 +98,7 @@ def route_options_validate(
     data_collection: Any = "allow",
     zdr: Any = None,
     max_price: Any = None,
+    require_parameters: Any = None,
 ) -> RouteOptions:
     """Check the routing options of a call; a clear 400 for anything off."""
     if model is not None and (not isinstance(model, str) or not model.strip()):
@@ -123,6 +126,8 @@ def route_options_validate(
         raise InvalidRequest("data_collection must be 'allow' or 'deny'.")
     if zdr is not None and not isinstance(zdr, bool):
         raise InvalidRequest("zdr must be true or false.")
+    if require_parameters is not None and not isinstance(require_parameters, bool):
+        raise InvalidRequest("provider.require_parameters must be true or false.")
     caps = None
     if max_price is not None:
         if not isinstance(max_price, dict) or not max_price or set(max_price) - {"prompt", "completion"}:
@@ -141,6 +146,7 @@ def route_options_validate(
         data_collection=data_collection,
         zdr=zdr,
         max_price=caps,
+        require_parameters=require_parameters,
     )
 
 
@@ -158,6 +164,7 @@ class Attempt:
     error_class: str = ""
     latency_ms: int = 0
     trial: bool = False  # the provider's breaker is half-open: the attempt must claim its trial first
+    dropped: list[str] = field(default_factory=list)  # advisory parameters this wire leaves out
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -217,6 +224,8 @@ def _openrouter_body(options: RouteOptions, chain: list[str]) -> dict[str, Any]:
         provider["sort"] = options.sort
     if options.zdr is not None:
         provider["zdr"] = options.zdr
+    if options.require_parameters is not None:
+        provider["require_parameters"] = options.require_parameters
     if options.max_price:
         # OpenRouter caps are USD per million tokens; ours are per 1K (the transport writes Decimals exactly).
         provider["max_price"] = {k: v * PER_1K for k, v in options.max_price.items()}
@@ -265,7 +274,46 @@ def _matrix_model(task_type: str, budget_priority: str) -> str:
     return rule.model_id
 
 
-def route_plan(*, options: RouteOptions) -> RoutePlan:
+PARAMS_REASON = "cannot honour"
+
+
+def _params_apply(attempts: list[Attempt], chat: ChatRequest) -> None:
+    """Skip attempts whose wire cannot honour an answer-changing parameter; note the advisory ones
+    it leaves out (gateway.providers.params has the table)."""
+    for attempt in attempts:
+        if attempt.status != "planned" or attempt.config is None:
+            continue
+        fit = params_fit(
+            attempt.config.wire, chat.params, max_tokens=chat.max_tokens, temperature=chat.temperature
+        )
+        if fit.unsupported:
+            attempt.status = "skipped"
+            attempt.reason = (
+                f"{PARAMS_REASON} {', '.join(fit.unsupported)}: {attempt.provider} has no equivalent"
+            )
+        attempt.dropped = fit.dropped
+
+
+def _params_refused(attempts: list[Attempt], chat: ChatRequest) -> InvalidRequest:
+    names = list(
+        dict.fromkeys(
+            name
+            for a in attempts
+            if a.config is not None
+            for name in params_fit(
+                a.config.wire, chat.params, max_tokens=chat.max_tokens, temperature=chat.temperature
+            ).unsupported
+        )
+    )
+    return InvalidRequest(
+        f"No provider on this route can honour {', '.join(names)}; drop it or choose a model served "
+        "through an OpenAI-compatible provider.",
+        code="unsupported_parameter",
+        extra={"param": names[0] if names else None, "attempts": [a.as_dict() for a in attempts]},
+    )
+
+
+def route_plan(*, options: RouteOptions, chat: ChatRequest | None = None) -> RoutePlan:
     """Resolve the model chain and order every attempt (sync: reads the catalog and the matrix)."""
     configs = provider_configs()
     task_type = options.task_type or DEFAULT_TASK_TYPE
@@ -356,6 +404,8 @@ def route_plan(*, options: RouteOptions) -> RoutePlan:
                 )
         attempts.extend(per_model)
 
+    if chat is not None:
+        _params_apply(attempts, chat)
     _circuits_apply(attempts)
     plan = RoutePlan(model=first, task_type=task_type, route=route, attempts=attempts, models=models)
     if plan.attempts and not plan.runnable and any(a.reason.startswith(CIRCUIT_REASON) for a in attempts):
@@ -364,6 +414,8 @@ def route_plan(*, options: RouteOptions) -> RoutePlan:
             code="circuit_open",
             extra={"attempts": plan.attempts_as_dicts()},
         )
+    if not plan.runnable and chat is not None and any(a.reason.startswith(PARAMS_REASON) for a in attempts):
+        raise _params_refused(attempts, chat)
     if not plan.runnable:
         reasons = "; ".join(
             f"{a.model}{' via ' + a.provider if a.provider else ''}: {a.reason}" for a in attempts

@@ -38,8 +38,10 @@ _Completion = inline_serializer(
                 "prompt_tokens": serializers.IntegerField(),
                 "completion_tokens": serializers.IntegerField(),
                 "total_tokens": serializers.IntegerField(),
-                "cost": serializers.CharField(help_text="USD, decimal string"),
-                "credits": serializers.CharField(help_text="credits charged, decimal string"),
+                "cost": serializers.FloatField(help_text="USD, a JSON number with the exact decimal digits"),
+                "credits": serializers.FloatField(
+                    help_text="credits charged, a JSON number with the exact decimal digits"
+                ),
             },
         ),
     },

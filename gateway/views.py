@@ -129,6 +129,15 @@ def _json_body(request: HttpRequest) -> dict:
     return body
 
 
+def openai_json(
+    payload: dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    """An OpenAI-shaped JSON answer, money as exact JSON numbers (orjson fragments)."""
+    return HttpResponse(
+        openai_format.json_body(payload), status=status, content_type="application/json", headers=headers
+    )
+
+
 class GatewayStreamingResponse(StreamingHttpResponse):
     """SSE for one billed stream; closing the response closes the stream even if it was never read
     (a client gone before the first byte), so its hold is settled or released, not left to expire."""
@@ -205,11 +214,16 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         gateway = LLMGateway()
         if parsed.request.stream:
             stream = await gateway.stream_opened(opened, keep_text=False)
-            return _sse_response(
+            response = _sse_response(
                 _chat_completion_events(stream, parsed.include_usage, openai_format.now()), stream
             )
-        response = await gateway.invoke_opened(opened)
-        return JsonResponse(openai_format.completion(response))
+            for name, value in openai_format.dropped_header(stream.attempt.dropped).items():
+                response[name] = value
+            return response
+        answer = await gateway.invoke_opened(opened)
+        return openai_json(
+            openai_format.completion(answer), headers=openai_format.dropped_header(answer.dropped_params)
+        )
     except APIError as exc:
         return error_response(exc)
 

@@ -34,6 +34,7 @@ from gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
+from gateway.providers.params import anthropic_thinking_budget
 from smartspec.errors import UpstreamError
 
 API_VERSION = "2023-06-01"
@@ -122,6 +123,21 @@ def _tools(params: dict[str, Any]) -> dict[str, Any]:
     elif isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
         out["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
     return out
+
+
+def _translate_params(body: dict[str, Any], params: dict[str, Any]) -> None:
+    """The OpenAI parameters Anthropic has a field for (gateway.providers.params lists the rest)."""
+    budget = anthropic_thinking_budget(params, body["max_tokens"])
+    if budget is not None and budget > 0:
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        # Extended thinking refuses temperature and top_k changes (the fit names them dropped).
+        body.pop("temperature", None)
+    elif params.get("top_k") is not None:
+        body["top_k"] = params["top_k"]
+    if params.get("user"):
+        body["metadata"] = {"user_id": str(params["user"])}
+    if params.get("parallel_tool_calls") is False and body.get("tools"):
+        body["tool_choice"] = {**body.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
 
 
 def _usage(raw: Any) -> Usage | None:
@@ -265,6 +281,7 @@ class AnthropicAdapter:
         if request.stream:
             body["stream"] = True
         body.update(_tools(request.params))
+        _translate_params(body, request.params)
         body.update(request.extra_body)
         headers = {
             "x-api-key": config.api_key,

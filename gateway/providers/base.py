@@ -91,6 +91,16 @@ class ChatResult:
     finish_reason: str | None = None
     upstream_id: str = ""
     message: dict[str, Any] | None = None  # the full assistant message (tool calls etc.)
+    # Every choice OpenAI-shaped ({index, message, finish_reason, logprobs}) when the upstream gave
+    # more than the first message says: several (`n`), or logprobs.
+    choices: list[dict[str, Any]] | None = None
+
+    @property
+    def all_text(self) -> str:
+        """The text of every choice (what an estimate of the completion must count)."""
+        if not self.choices or len(self.choices) < 2:
+            return self.content
+        return "".join(str((c.get("message") or {}).get("content") or "") for c in self.choices)
 
 
 @dataclass(slots=True)
@@ -103,6 +113,8 @@ class StreamDelta:
     model: str | None = None
     provider: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    index: int = 0  # which choice (`n` > 1) the piece belongs to
+    logprobs: Any = None  # the choice's logprobs for this piece, as the upstream gave them
 
 
 @dataclass(slots=True)

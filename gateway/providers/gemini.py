@@ -34,6 +34,7 @@ from gateway.providers.base import (
     UpstreamRequest,
     Usage,
 )
+from gateway.providers.params import gemini_thinking_budget
 from smartspec.errors import UpstreamError, UpstreamRateLimited
 
 FINISH_REASONS = {
@@ -90,7 +91,44 @@ def _tools(params: dict[str, Any]) -> dict[str, Any]:
         if function.get("parameters"):
             declaration["parameters"] = function["parameters"]
         declarations.append(declaration)
-    return {"tools": [{"functionDeclarations": declarations}]}
+    return {"tools": [{"functionDeclarations": declarations}], **_tool_config(params.get("tool_choice"))}
+
+
+def _generation_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI parameters that `generationConfig` has a field for."""
+    out: dict[str, Any] = {}
+    for name, field in (
+        ("n", "candidateCount"),
+        ("top_k", "topK"),
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ):
+        if params.get(name) is not None:
+            out[field] = params[name]
+    budget = gemini_thinking_budget(params)
+    if budget is not None:
+        out["thinkingConfig"] = {"thinkingBudget": budget}
+    response_format = params.get("response_format")
+    if isinstance(response_format, dict):
+        kind = response_format.get("type")
+        if kind in ("json_object", "json_schema"):
+            out["responseMimeType"] = "application/json"
+        schema = (response_format.get("json_schema") or {}).get("schema") if kind == "json_schema" else None
+        if isinstance(schema, dict):
+            out["responseJsonSchema"] = schema
+    return out
+
+
+def _tool_config(choice: Any) -> dict[str, Any]:
+    """OpenAI's `tool_choice` as Gemini's `toolConfig`."""
+    modes = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+    if isinstance(choice, str) and choice in modes:
+        return {"toolConfig": {"functionCallingConfig": {"mode": modes[choice]}}}
+    name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    if isinstance(name, str) and name:
+        return {"toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}}
+    return {}
 
 
 def _usage(raw: Any) -> Usage | None:
@@ -136,39 +174,53 @@ def _error(error: Any, provider: str, status: int | None = None, headers: dict[s
     return mapped
 
 
-def _candidate(data: dict[str, Any], provider: str) -> tuple[str, list[dict[str, Any]], str | None]:
-    """(text, tool calls, OpenAI finish reason) of the first candidate."""
+def _candidates(
+    data: dict[str, Any], provider: str
+) -> list[tuple[int, str, list[dict[str, Any]], str | None]]:
+    """(index, text, tool calls, OpenAI finish reason) of every candidate (`candidateCount` > 1)."""
     candidates = data.get("candidates")
     if not candidates:
         if (data.get("promptFeedback") or {}).get("blockReason"):
-            return "", [], "content_filter"
-        return "", [], None
-    candidate = candidates[0]
-    if not isinstance(candidate, dict):
+            return [(0, "", [], "content_filter")]
+        return [(0, "", [], None)]
+    if not isinstance(candidates, list):
         raise malformed(provider)
-    parts = (candidate.get("content") or {}).get("parts") or []
-    if not isinstance(parts, list):
-        raise malformed(provider)
-    text = "".join(
-        p.get("text") or "" for p in parts if isinstance(p, dict) and "text" in p and not p.get("thought")
-    )
-    calls = [
-        {
-            "id": f"call_{index}",
-            "type": "function",
-            "function": {
-                "name": p["functionCall"].get("name"),
-                "arguments": json.dumps(p["functionCall"].get("args") or {}),
-            },
-        }
-        for index, p in enumerate(parts)
-        if isinstance(p, dict) and isinstance(p.get("functionCall"), dict)
-    ]
-    reason = candidate.get("finishReason")
-    finish = None
-    if reason:
-        finish = "tool_calls" if calls else FINISH_REASONS.get(reason, "stop")
-    return text, calls, finish
+    out = []
+    for position, candidate in enumerate(candidates):
+        if not isinstance(candidate, dict):
+            raise malformed(provider)
+        parts = (candidate.get("content") or {}).get("parts") or []
+        if not isinstance(parts, list):
+            raise malformed(provider)
+        text = "".join(
+            p.get("text") or "" for p in parts if isinstance(p, dict) and "text" in p and not p.get("thought")
+        )
+        calls = [
+            {
+                "id": f"call_{index}",
+                "type": "function",
+                "function": {
+                    "name": p["functionCall"].get("name"),
+                    "arguments": json.dumps(p["functionCall"].get("args") or {}),
+                },
+            }
+            for index, p in enumerate(parts)
+            if isinstance(p, dict) and isinstance(p.get("functionCall"), dict)
+        ]
+        reason = candidate.get("finishReason")
+        finish = None
+        if reason:
+            finish = "tool_calls" if calls else FINISH_REASONS.get(reason, "stop")
+        index = candidate.get("index")
+        out.append(
+            (
+                index if isinstance(index, int) and not isinstance(index, bool) else position,
+                text,
+                calls,
+                finish,
+            )
+        )
+    return out
 
 
 def _load(data: bytes | str, provider: str) -> dict[str, Any]:
@@ -193,26 +245,30 @@ class GeminiStreamParser:
         if not data.strip():
             return []
         chunk = _load(data, self.provider)
-        text, calls, finish = _candidate(chunk, self.provider)
-        for call in calls:
-            call["index"] = self.tool_count
-            call["id"] = f"call_{self.tool_count}"
-            self.tool_count += 1
-        usage = _usage(chunk.get("usageMetadata")) if finish else None
-        if finish:
+        deltas = []
+        finished_any = False
+        for index, text, calls, finish in _candidates(chunk, self.provider):
+            for call in calls:
+                call["index"] = self.tool_count
+                call["id"] = f"call_{self.tool_count}"
+                self.tool_count += 1
+            finished_any = finished_any or bool(finish)
+            if text or calls or finish:
+                deltas.append(
+                    StreamDelta(
+                        content=text,
+                        tool_calls=calls or None,
+                        finish_reason=finish,
+                        index=index,
+                        model=chunk.get("modelVersion") or None,
+                        provider=self.provider,
+                    )
+                )
+        if finished_any:
             self.finished = True
-        if not (text or calls or finish):
-            return []
-        return [
-            StreamDelta(
-                content=text,
-                tool_calls=calls or None,
-                finish_reason=finish,
-                usage=usage,
-                model=chunk.get("modelVersion") or None,
-                provider=self.provider,
-            )
-        ]
+            # Gemini's usage covers every candidate; it rides on the last piece.
+            deltas[-1].usage = _usage(chunk.get("usageMetadata"))
+        return deltas
 
     def finish(self) -> list[StreamDelta]:
         if not self.finished:
@@ -260,6 +316,7 @@ class GeminiAdapter:
             generation["topP"] = request.top_p
         if request.stop:
             generation["stopSequences"] = request.stop
+        generation.update(_generation_params(request.params))
         if generation:
             body["generationConfig"] = generation
         body.update(_tools(request.params))
@@ -282,10 +339,26 @@ class GeminiAdapter:
         data = _load(body, config.name)
         if "candidates" not in data and "promptFeedback" not in data:
             raise malformed(config.name)
-        text, calls, finish = _candidate(data, config.name)
+        candidates = _candidates(data, config.name)
+        _, text, calls, finish = candidates[0]
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if calls:
             message["tool_calls"] = calls
+        choices = None
+        if len(candidates) > 1:
+            choices = []
+            for index, c_text, c_calls, c_finish in candidates:
+                c_message: dict[str, Any] = {"role": "assistant", "content": c_text}
+                if c_calls:
+                    c_message["tool_calls"] = c_calls
+                choices.append(
+                    {
+                        "index": index,
+                        "message": c_message,
+                        "finish_reason": c_finish or "stop",
+                        "logprobs": None,
+                    }
+                )
         return ChatResult(
             content=text,
             model=str(data.get("modelVersion") or ""),
@@ -294,6 +367,7 @@ class GeminiAdapter:
             finish_reason=finish,
             upstream_id=str(data.get("responseId") or ""),
             message=message,
+            choices=choices,
         )
 
     def stream_parser(self, config: ProviderConfig) -> GeminiStreamParser:

@@ -94,16 +94,24 @@ class OpenAICompatStreamParser:
             raise malformed(self.provider)
         if chunk.get("error"):
             raise _body_error(chunk["error"], self.provider)
-        delta = StreamDelta(model=chunk.get("model") or None, provider=chunk.get("provider") or self.provider)
-        choices = chunk.get("choices") or []
-        if choices:
-            choice = choices[0]
+        model, provider = chunk.get("model") or None, chunk.get("provider") or self.provider
+        deltas = []
+        for position, choice in enumerate(chunk.get("choices") or []):
             if not isinstance(choice, dict):
                 raise malformed(self.provider)
             part = choice.get("delta") or {}
-            delta.content = part.get("content") or ""
-            delta.tool_calls = part.get("tool_calls") or None
-            delta.finish_reason = choice.get("finish_reason") or None
+            if not isinstance(part, dict):
+                raise malformed(self.provider)
+            index = choice.get("index")
+            delta = StreamDelta(
+                model=model,
+                provider=provider,
+                index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+                content=part.get("content") or "",
+                tool_calls=part.get("tool_calls") or None,
+                finish_reason=choice.get("finish_reason") or None,
+                logprobs=choice.get("logprobs") or None,
+            )
             if delta.finish_reason == "error":
                 raise tag(
                     UpstreamUnavailable(f"{self.provider} stopped the stream with an error."),
@@ -113,10 +121,15 @@ class OpenAICompatStreamParser:
                 )
             if delta.finish_reason:
                 self.finished = True
-        delta.usage = _usage(chunk, self.provider)
-        if delta.content or delta.tool_calls or delta.finish_reason or delta.usage:
-            return [delta]
-        return []  # role-only opening chunk: nothing produced yet
+            if delta.content or delta.tool_calls or delta.finish_reason or delta.logprobs:
+                deltas.append(delta)
+        usage = _usage(chunk, self.provider)
+        if usage is not None:
+            if deltas:
+                deltas[-1].usage = usage
+            else:
+                deltas.append(StreamDelta(model=model, provider=provider, usage=usage))
+        return deltas  # empty for a role-only opening chunk: nothing produced yet
 
     def finish(self) -> list[StreamDelta]:
         if not (self.done or self.finished):
@@ -159,18 +172,36 @@ class OpenAICompatAdapter:
         if data.get("error"):
             raise _body_error(data["error"], config.name)
         try:
-            choice = data["choices"][0]
+            raw_choices = data["choices"]
+            choice = raw_choices[0]
             message = choice["message"]
             content = message.get("content") or ""
         except (KeyError, IndexError, TypeError, AttributeError):
             raise malformed(config.name) from None
-        if not isinstance(content, str):
+        if not isinstance(content, str) or not isinstance(raw_choices, list):
             raise malformed(config.name)
         finish_reason = choice.get("finish_reason")
         if finish_reason == "error":
             raise tag(
                 UpstreamUnavailable(f"{config.name} reported an error while answering."), config.name, 200
             )
+        choices = None
+        if len(raw_choices) > 1 or choice.get("logprobs"):
+            choices = []
+            for position, item in enumerate(raw_choices):
+                if not isinstance(item, dict) or not isinstance(item.get("message"), dict):
+                    raise malformed(config.name)
+                index = item.get("index")
+                choices.append(
+                    {
+                        "index": index
+                        if isinstance(index, int) and not isinstance(index, bool)
+                        else position,
+                        "message": item["message"],
+                        "finish_reason": item.get("finish_reason") or "stop",
+                        "logprobs": item.get("logprobs"),
+                    }
+                )
         return ChatResult(
             content=content,
             model=str(data.get("model") or ""),
@@ -179,6 +210,7 @@ class OpenAICompatAdapter:
             finish_reason=finish_reason,
             upstream_id=str(data.get("id") or ""),
             message=message,
+            choices=choices,
         )
 
     def stream_parser(self, config: ProviderConfig) -> OpenAICompatStreamParser:

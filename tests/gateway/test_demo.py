@@ -22,7 +22,7 @@ def test_demo_answers_chat_completions(demo_only, funded_user, http):
     body = r.json()
     assert body["provider"] == "demo" and body["model"] == "openai/gpt-4o"
     assert body["choices"][0]["message"]["content"].startswith("Demo answer: ping")
-    assert body["usage"]["credits"] == "0.000000" and body["usage"]["completion_tokens"] > 0
+    assert b'"credits":0.000000' in r.content and body["usage"]["completion_tokens"] > 0
     assert balance(funded_user) == before
 
 

@@ -91,7 +91,8 @@ def test_sdk_chat_completion(providers, funded_user, sdk):
     assert completion.choices[0].message.content == "Hello there!"
     assert completion.model == "openai/gpt-4o"
     assert completion.usage.total_tokens == 23
-    assert completion.usage.model_extra["credits"] == "0.125000"
+    # A JSON number, as typed clients expect (pydantic reads it as a float).
+    assert completion.usage.model_extra["credits"] == 0.125
     assert before - balance(funded_user)["balance"] == 125_000
 
 
@@ -106,7 +107,7 @@ def test_sdk_streaming_with_usage(providers, funded_user, sdk):
 
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Hello world"
-    assert chunks[-1].usage.completion_tokens == 3 and chunks[-1].usage.model_extra["cost"] == "0.000042"
+    assert chunks[-1].usage.completion_tokens == 3 and chunks[-1].usage.model_extra["cost"] == 0.000042
     assert before - balance(funded_user)["balance"] == 42_000
     assert balance(funded_user)["held"] == 0
 

@@ -48,9 +48,10 @@ def test_explicit_model_via_openrouter_is_charged_exactly_its_reported_cost(prov
     assert body["model"] == "openai/gpt-4o" and body["provider"] == "openrouter"
     assert body["choices"][0]["message"]["content"] == "Hello there!"
     assert body["usage"]["prompt_tokens"] == 14 and body["usage"]["completion_tokens"] == 9
-    assert body["usage"]["cost"] == "0.000125"
+    # JSON numbers carrying the exact digits (as OpenRouter sends usage.cost).
+    assert b'"cost":0.000125,' in r.content
     # 0.000125 USD x 1000 credits/USD = 0.125 credits = 125,000 micro-credits.
-    assert body["usage"]["credits"] == "0.125000"
+    assert b'"credits":0.125000}' in r.content
     assert before - balance(funded_user)["balance"] == 125_000
     assert balance(funded_user)["held"] == 0
     sent = providers.bodies(OPENROUTER_HOST)[0]
@@ -100,7 +101,7 @@ def test_retryable_failure_falls_back_to_the_direct_provider(providers, funded_u
     assert providers.hosts() == [OPENROUTER_HOST, OPENAI_HOST]
     assert providers.bodies(OPENAI_HOST)[0]["model"] == "gpt-4o"
     # No upstream cost from OpenAI: 20 x $0.0000025 + 10 x $0.00001 = $0.00015 = 150,000 micro-credits.
-    assert body["usage"]["cost"] == "0.00015"
+    assert b'"cost":0.00015,' in r.content
     assert before - balance(funded_user)["balance"] == 150_000
     (row,) = usage_rows()
     assert [a["status"] for a in row.attempts] == ["error", "ok"]
@@ -365,7 +366,7 @@ def test_unknown_model_is_404(providers, funded_user, http):
         ({"messages": HELLO, "budget_priority": "cheap"}, "budget_priority"),
         ({"messages": HELLO, "temperature": 7}, "temperature"),
         ({"messages": HELLO, "max_tokens": 0}, "max_tokens"),
-        ({"messages": HELLO, "n": 3}, "n"),
+        ({"messages": HELLO, "n": 17}, "n"),
         ({"messages": HELLO, "provider": {"max_price": {"prompt": "lots"}}}, "max_price"),
         ({"messages": HELLO, "provider": {"sort": "random"}}, "sort"),
     ],

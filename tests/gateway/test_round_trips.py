@@ -102,7 +102,7 @@ async def test_billed_call_round_trips(providers, funded_user, api_key, settings
 
     assert response.status_code == 200, response.text
     # The second call was billed: OpenRouter's usage.cost of $0.000125 is 0.125 credits each call.
-    assert response.json()["usage"]["credits"] == "0.125000"
+    assert b'"credits":0.125000' in response.content
     assert (await sync_to_async(balance)(funded_user))["balance"] == 100_000_000 - 2 * 125_000
     sql = "\n".join(path_sql)
     assert "credithold" in sql and "ledgerentry" in sql and "usagerecord" not in sql, sql

@@ -3,6 +3,7 @@ hangs up or the upstream breaks, and no hold left behind either way."""
 
 import asyncio
 import json
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ async def events(response) -> list:
     for block in raw.split("\n\n"):
         if block.startswith("data: "):
             data = block[len("data: ") :]
-            out.append(data if data == "[DONE]" else json.loads(data))
+            out.append(data if data == "[DONE]" else json.loads(data, parse_float=Decimal))
     return out
 
 
@@ -84,8 +85,9 @@ async def test_stream_is_openai_sse_with_usage_and_cost(providers, funded_user, 
     usage = chunks[-1]
     assert (
         usage["choices"] == []
-        and usage["usage"]["cost"] == "0.000042"
-        and usage["usage"]["credits"] == "0.042000"
+        # JSON numbers with their exact digits.
+        and str(usage["usage"]["cost"]) == "0.000042"
+        and str(usage["usage"]["credits"]) == "0.042000"
     )
     assert before - (await sync_to_async(balance)(funded_user))["balance"] == 42_000
     assert providers.bodies(OPENROUTER_HOST)[0]["stream"] is True

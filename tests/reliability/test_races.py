@@ -78,7 +78,7 @@ def test_120_concurrent_calls_against_a_balance_for_a_handful(settings, fake, ca
     # A refused call never reached the upstream; every answered one was charged exactly once.
     assert fake.count("openrouter") == ok
     assert LedgerEntry.objects.filter(account__user=user, kind="usage").count() == ok
-    assert {r.json()["usage"]["credits"] for r in responses if r.status_code == 200} == {"0.125000"}
+    assert all(b'"credits":0.125000' in r.content for r in responses if r.status_code == 200)
     balance = selectors.balance_get(user=user)
     assert balance == {"balance": funds - ok * cost, "held": 0, "available": funds - ok * cost}
     assert balance["balance"] == _ledger_sum(user) >= 0

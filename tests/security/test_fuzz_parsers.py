@@ -103,7 +103,7 @@ def _validated_or_refused(parse, body):
         return None
     assert 1 <= max_tokens <= django_settings.MAX_OUTPUT_TOKENS
     assert 0 < len(chat.messages) <= django_settings.MAX_MESSAGES
-    assert 0 <= chat.temperature <= 2
+    assert chat.temperature is None or 0 <= chat.temperature <= 2
     for name in ("api_base", "base_url", "api_key"):
         assert name not in chat.params
     return chat
