@@ -115,6 +115,7 @@ class LLMResponse:
     message: dict[str, Any] | None = None  # the full assistant message (tool calls)
     choices: list[dict[str, Any]] | None = None  # every choice, when there are several or logprobs
     dropped_params: list[str] = field(default_factory=list)  # advisory parameters the answerer lacked
+    usage_details: dict[str, int] = field(default_factory=dict)  # cached / cache-write / reasoning counts
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -349,6 +350,7 @@ def response_build(
         message=result.message if result else None,
         choices=result.choices if result else None,
         dropped_params=list(winner.dropped) if winner is not None else [],
+        usage_details=outcome.usage.details(),
     )
 
 

@@ -499,7 +499,13 @@ def money(response: LLMResponse) -> dict[str, orjson.Fragment]:
 
 
 def _usage(response: LLMResponse) -> dict[str, Any]:
-    return {**response.usage, **money(response)}
+    details = response.usage_details
+    return {
+        **response.usage,
+        "prompt_tokens_details": {"cached_tokens": details.get("cached_tokens", 0)},
+        "completion_tokens_details": {"reasoning_tokens": details.get("reasoning_tokens", 0)},
+        **money(response),
+    }
 
 
 def completion(response: LLMResponse) -> dict[str, Any]:
