@@ -2,7 +2,8 @@
 
 `provider_configs()` builds a `ProviderConfig` for every enabled provider from settings
 (a provider is enabled when its key is set; Ollama when `OLLAMA_BASE_URL` is; `demo`
-only when no real provider is, or under DEBUG). It is cached; changing a setting in a
+only when no real provider is, whatever DEBUG says: a configured gateway never answers a call
+its providers cannot serve with a demo text). It is cached; changing a setting in a
 test clears it, and `provider_configs.cache_clear()` does so by hand.
 
 `provider_call()` / `provider_stream()` run one attempt through the adapter registered
@@ -146,7 +147,7 @@ def provider_configs() -> dict[str, ProviderConfig]:
             supports_zdr=True,
             **timeouts("ollama"),
         )
-    if not configs or settings.DEBUG:
+    if not configs:
         configs["demo"] = ProviderConfig(name="demo", wire=WIRE_DEMO, base_url="", supports_zdr=True)
     return configs
 

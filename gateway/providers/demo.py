@@ -1,16 +1,17 @@
-"""The offline `demo` provider: answers in-process, costs nothing, needs no key.
+"""The offline `demo` provider: answers in-process, needs no key, and is billed like a real one.
 
 It lets a fresh clone (`make run`, no provider configured) serve real calls end to
-end. The answer is deterministic: it echoes the last user message with a short note,
-token counts are estimated at four characters a token, and a stream comes in word-sized
-pieces ending with the usage, like a real upstream's.
+end. The answer is deterministic: it says it is a demo answer and echoes the last user
+message with a short note; token counts are estimated at four characters a token, and a
+stream comes in word-sized pieces ending with the usage, like a real upstream's. It reports
+no cost, so the gateway prices its tokens at the catalog price of the model asked for: a
+newcomer sees the hold, the charge and the receipt exactly as a paid call would show them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from decimal import Decimal
 
 from gateway.providers._common import text_of
 from gateway.providers.base import WIRE_DEMO, ChatRequest, ChatResult, ProviderConfig, StreamDelta, Usage
@@ -19,8 +20,9 @@ ECHO_LIMIT = 500
 WORDS_PER_CHUNK = 3
 NOTE = (
     "This answer comes from the offline demo provider, which repeats your last message "
-    "so the gateway can be tried without any provider key. Set OPENROUTER_API_KEY "
-    "(or another provider's key) for real answers."
+    "so the gateway can be tried without any provider key; it is billed at the catalog "
+    "price of the model you asked for. Set OPENROUTER_API_KEY (or another provider's key) "
+    "for real answers."
 )
 
 
@@ -42,7 +44,8 @@ def _answer(request: ChatRequest) -> tuple[str, str]:
 
 def _usage(request: ChatRequest, answer: str) -> Usage:
     prompt = "".join(text_of(m.get("content")) for m in request.messages)
-    return Usage(prompt_tokens=_tokens(prompt), completion_tokens=_tokens(answer), cost_usd=Decimal(0))
+    # No cost of its own: the catalog prices the tokens, as for any provider that reports none.
+    return Usage(prompt_tokens=_tokens(prompt), completion_tokens=_tokens(answer), cost_usd=None)
 
 
 class DemoAdapter:

@@ -1,7 +1,9 @@
-"""Acceptance 3: with no provider keys (DEBUG, as `make run` starts), the demo provider answers both
-chat endpoints for a user with credits, at zero cost."""
+"""Acceptance 3: with no provider keys (as `make run` starts), the demo provider answers both chat
+endpoints for a user with credits, billed at the catalog price of the model asked for."""
 
 import json
+import math
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -13,6 +15,15 @@ pytestmark = pytest.mark.django_db
 PING = [{"role": "user", "content": "ping"}]
 
 
+def catalog_micro(model_id: str, prompt_tokens: int, completion_tokens: int) -> int:
+    """The charge at the catalog's prices, in micro-credits (rounded up, as the gateway bills)."""
+    from gateway.catalog import catalog_models_get
+
+    model = catalog_models_get(model_ids=[model_id])[model_id]
+    usd = prompt_tokens * model.prompt_price + completion_tokens * model.completion_price
+    return math.ceil(usd * Decimal(1_000_000_000))
+
+
 def test_demo_answers_chat_completions(demo_only, funded_user, http):
     before = balance(funded_user)
     r = http.post(
@@ -22,8 +33,12 @@ def test_demo_answers_chat_completions(demo_only, funded_user, http):
     body = r.json()
     assert body["provider"] == "demo" and body["model"] == "openai/gpt-4o"
     assert body["choices"][0]["message"]["content"].startswith("Demo answer: ping")
-    assert b'"credits":0.000000' in r.content and body["usage"]["completion_tokens"] > 0
-    assert balance(funded_user) == before
+    usage = json.loads(r.content, parse_float=Decimal)["usage"]  # credits: an exact JSON number
+    charged = catalog_micro("openai/gpt-4o", usage["prompt_tokens"], usage["completion_tokens"])
+    assert usage["completion_tokens"] > 0 and charged > 0
+    assert usage["credits"] * 1_000_000 == charged
+    after = balance(funded_user)
+    assert before["balance"] - after["balance"] == charged and after["held"] == 0
 
 
 def test_demo_answers_the_native_call_routed_by_the_matrix(demo_only, funded_user, http):
@@ -37,7 +52,8 @@ def test_demo_answers_the_native_call_routed_by_the_matrix(demo_only, funded_use
         "openai/gpt-4o",
         "code_generation",
     )
-    assert body["credits_charged"] == "0.000000"
+    charged = catalog_micro("openai/gpt-4o", body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"])
+    assert Decimal(body["credits_charged"]) * 1_000_000 == charged > 0
 
 
 def test_demo_streams(demo_only, funded_user):
@@ -51,11 +67,14 @@ def test_demo_streams(demo_only, funded_user):
     pieces, response = async_to_sync(run)()
     assert len([p for p in pieces if p]) > 3
     assert "".join(pieces) == response.content and response.content.startswith("Demo answer: ping")
-    assert response.provider == "demo" and response.credits_charged == 0
+    charged = catalog_micro("z-ai/glm-4.7", response.usage["prompt_tokens"], response.usage["completion_tokens"])
+    assert response.provider == "demo" and response.credits_charged == charged > 0
 
 
-def test_demo_is_off_once_a_provider_is_configured(settings, catalog, funded_user, http):
-    settings.DEBUG = False
+@pytest.mark.parametrize("debug", [False, True])
+def test_demo_is_off_once_a_provider_is_configured(settings, catalog, funded_user, http, debug):
+    # Even with DEBUG on: a call no configured provider serves is refused, not answered by the demo.
+    settings.DEBUG = debug
     settings.OPENROUTER_API_KEY = ""
     settings.OPENAI_API_KEY = "sk-test"
     r = http.post(

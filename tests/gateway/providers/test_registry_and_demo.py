@@ -1,6 +1,5 @@
 """Which providers are enabled, the vendor -> direct provider map, and the offline demo provider."""
 
-from decimal import Decimal
 
 import pytest
 
@@ -61,10 +60,12 @@ def test_keys_enable_their_providers_and_demo_goes_away(no_providers):
     assert "sk-or-test" not in repr(openrouter)  # keys stay out of reprs and logs
 
 
-def test_debug_keeps_demo_beside_real_providers(no_providers):
+def test_debug_does_not_bring_the_demo_beside_real_providers(no_providers):
     no_providers.GROQ_API_KEY = "gsk-test"
     no_providers.DEBUG = True
-    assert set(provider_configs()) == {"groq", "demo"}
+    assert set(provider_configs()) == {"groq"}
+    no_providers.GROQ_API_KEY = ""
+    assert set(provider_configs()) == {"demo"}
 
 
 def test_configs_are_cached_until_cleared(no_providers):
@@ -109,7 +110,7 @@ DEMO_REQUEST = ChatRequest(
 )
 
 
-async def test_demo_answers_offline_deterministically_at_zero_cost(no_providers, upstream):
+async def test_demo_answers_offline_deterministically_and_reports_no_cost_of_its_own(no_providers, upstream):
     config = provider_configs()["demo"]
     first = await provider_call(config, DEMO_REQUEST)
     second = await provider_call(config, DEMO_REQUEST)
@@ -119,7 +120,7 @@ async def test_demo_answers_offline_deterministically_at_zero_cost(no_providers,
     assert first.provider == "demo"
     assert first.model == "demo/echo"
     assert first.finish_reason == "stop"
-    assert first.usage.cost_usd == Decimal(0)
+    assert first.usage.cost_usd is None  # the gateway prices it from the catalog
     prompt_chars = len("Be helpful.First questionFirst answerHow do   credits work?")
     assert first.usage.prompt_tokens == (prompt_chars + 3) // 4
     assert first.usage.completion_tokens == (len(first.content) + 3) // 4
