@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from smartspec.errors import Conflict, InsufficientCredits, InvalidRequest
 
-from .credits import format_cents, format_credits, topup_cents_to_micro
+from .credits import MICRO_PER_CREDIT, format_cents, format_credits, topup_cents_to_micro
 from .models import CreditAccount, CreditHold, LedgerEntry, TopUp
 
 logger = logging.getLogger(__name__)
@@ -457,6 +457,33 @@ def account_shortfall_clear(*, user, actor, reason: str) -> LedgerEntry:
             amount=0,
             description=f"Cleared shortfall of {format_credits(cleared)} credits: {reason}",
             actor=actor,
+        )
+
+
+# --- Sign-up -----------------------------------------------------------------
+
+SIGNUP_REFERENCE = "signup:{user_id}"
+SIGNUP_REASON = "Starter credits for a new account (SIGNUP_CREDITS)"
+
+
+def signup_credits_grant(*, user) -> LedgerEntry | None:
+    """A new account's starter credits (`SIGNUP_CREDITS`, whole credits) as one ledger grant with
+    its reason; once per account, whoever calls it again. None when the setting is 0."""
+    credits = settings.SIGNUP_CREDITS
+    if not credits:
+        return None
+    reference = SIGNUP_REFERENCE.format(user_id=user.pk)
+    account = account_get_or_create(user=user)
+    with transaction.atomic():
+        account = _lock_account(account.pk)
+        if LedgerEntry.objects.filter(kind=Kind.ADJUSTMENT, reference=reference).exists():
+            return None
+        return _entry_post(
+            account=account,
+            kind=Kind.ADJUSTMENT,
+            amount=credits * MICRO_PER_CREDIT,
+            reference=reference,
+            description=SIGNUP_REASON,
         )
 
 

@@ -244,7 +244,8 @@ GROQ_BASE_URL = env_str("GROQ_BASE_URL", "https://api.groq.com/openai/v1")
 OLLAMA_BASE_URL = env_str("OLLAMA_BASE_URL")
 # Base URLs are where our provider keys are sent: refuse metadata/link-local hosts always, and
 # private/loopback hosts outside DEBUG unless allowed (a self-hosted Ollama on the LAN).
-ALLOW_PRIVATE_BASE_URLS = env.bool("ALLOW_PRIVATE_BASE_URLS", default=DEBUG)
+# Empty (`ALLOW_PRIVATE_BASE_URLS=` in .env) means the default, DEBUG, as for every other setting.
+ALLOW_PRIVATE_BASE_URLS = env.bool("ALLOW_PRIVATE_BASE_URLS") if env_str("ALLOW_PRIVATE_BASE_URLS") else DEBUG
 for _name in (
     "OPENROUTER_BASE_URL",
     "ZAI_BASE_URL",
@@ -318,6 +319,14 @@ CELERY_BEAT_SCHEDULE["monitoring.rollup_daily_usage"] = {
 }
 
 # --- Stripe -----------------------------------------------------------------
+# Whole credits every new account starts with, as one ledger grant (sign-up page and
+# `issue_api_key --create-user`). The embedded default (DEBUG on) gives 1,000 so a fresh clone's
+# first call is paid for; with DEBUG off the default is 0: production sets what it means to give.
+SIGNUP_CREDITS = env_int_or_none("SIGNUP_CREDITS")
+if SIGNUP_CREDITS is None:
+    SIGNUP_CREDITS = 1000 if DEBUG else 0
+if SIGNUP_CREDITS < 0:
+    raise ImproperlyConfigured("SIGNUP_CREDITS must be 0 or more whole credits.")
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")

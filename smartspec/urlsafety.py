@@ -3,8 +3,8 @@
 Provider base URLs come from settings (`*_BASE_URL`), validated when settings load, so a
 misconfigured deployment refuses to start instead of calling out to a cloud metadata service
 or an internal host. Link-local and metadata addresses are always refused; private, loopback
-and other non-public addresses only outside DEBUG and unless explicitly allowed (a self-hosted
-Ollama on the same network sets `ALLOW_PRIVATE_BASE_URLS`).
+and other non-public addresses only when `ALLOW_PRIVATE_BASE_URLS` is true (its default follows
+DEBUG; a self-hosted Ollama on the same network sets it in production).
 
 Literal addresses and well-known names are checked here; names are not resolved (start-up must
 not depend on DNS), so the egress firewall remains the place that pins down what names resolve to.
@@ -66,7 +66,13 @@ def base_url_validate(url: str, *, allow_private: bool) -> str:
         if address.is_multicast or address.is_unspecified:
             raise UnsafeURL(f"{url!r}: not a unicast host address.")
         if not allow_private and not address.is_global:
-            raise UnsafeURL(f"{url!r}: private and loopback addresses are refused outside DEBUG.")
+            raise UnsafeURL(
+                f"{url!r}: private and loopback addresses are refused while ALLOW_PRIVATE_BASE_URLS "
+                "is off (its default follows DEBUG)"
+            )
     elif not allow_private and (host in LOCAL_HOSTS or host.endswith((".localhost", ".internal"))):
-        raise UnsafeURL(f"{url!r}: local hosts are refused outside DEBUG.")
+        raise UnsafeURL(
+            f"{url!r}: local hosts are refused while ALLOW_PRIVATE_BASE_URLS is off "
+            "(its default follows DEBUG)"
+        )
     return url

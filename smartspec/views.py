@@ -11,6 +11,8 @@ from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_GET
 
+from billing.services import signup_credits_grant
+
 from .errors import (
     Forbidden,
     InvalidRequest,
@@ -34,11 +36,15 @@ def _check_database() -> None:
         cursor.execute("SELECT 1")
 
 
+class NotConfigured(Exception):
+    """A dependency this deployment does not use: reported as such, never as "ok"."""
+
+
 def _check_redis() -> None:
     from django.conf import settings
 
     if not settings.REDIS_URL:
-        return
+        raise NotConfigured
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
@@ -56,6 +62,8 @@ def readyz(request):
         try:
             check()
             checks[name] = "ok"
+        except NotConfigured:
+            checks[name] = "not configured"  # the embedded default: local-memory cache, eager tasks
         except Exception as exc:  # any failure means not ready; the class name is enough
             logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
             checks[name] = "unavailable"
@@ -71,6 +79,7 @@ def signup(request):
     form = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
+        signup_credits_grant(user=user)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("dashboard")
     return render(request, "registration/signup.html", {"form": form})

@@ -46,3 +46,51 @@ def test_admin_requires_staff(client, user):
     client.force_login(user)
     response = client.get("/admin/")
     assert response.status_code == 302
+
+
+def _ledger(user):
+    from billing.models import LedgerEntry
+
+    return list(LedgerEntry.objects.filter(account__user=user).values_list("kind", "amount", "description"))
+
+
+def test_signup_grants_the_starter_credits_once_as_a_ledger_entry_with_its_reason(
+    client, settings, django_user_model
+):
+    from billing.services import signup_credits_grant
+
+    settings.SIGNUP_CREDITS = 250
+    client.post(
+        "/accounts/signup/",
+        {"username": "fay", "password1": "a-Long-pass-9931", "password2": "a-Long-pass-9931"},
+    )
+    fay = django_user_model.objects.get(username="fay")
+    assert _ledger(fay) == [("adjustment", 250_000_000, "Starter credits for a new account (SIGNUP_CREDITS)")]
+    assert signup_credits_grant(user=fay) is None  # once per account
+    assert len(_ledger(fay)) == 1
+
+
+def test_no_starter_credits_when_signup_credits_is_zero(client, settings, django_user_model):
+    settings.SIGNUP_CREDITS = 0
+    client.post(
+        "/accounts/signup/",
+        {"username": "gil", "password1": "a-Long-pass-9931", "password2": "a-Long-pass-9931"},
+    )
+    assert _ledger(django_user_model.objects.get(username="gil")) == []
+
+
+def test_issue_api_key_create_user_grants_starter_credits(settings, django_user_model):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.SIGNUP_CREDITS = 1000
+    out, err = StringIO(), StringIO()
+    call_command("issue_api_key", "hal", "--create-user", stdout=out, stderr=err)
+    hal = django_user_model.objects.get(username="hal")
+    assert [amount for _, amount, _ in _ledger(hal)] == [1_000_000_000]
+    assert "Granted 1000.000000 starter credits" in err.getvalue()
+    assert out.getvalue().strip().startswith("sk-ss-")
+    # A second key for the same (existing) user grants nothing more.
+    call_command("issue_api_key", "hal", stdout=StringIO(), stderr=StringIO())
+    assert len(_ledger(hal)) == 1

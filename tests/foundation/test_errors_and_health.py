@@ -69,6 +69,22 @@ def test_readyz_reports_database(client):
     assert response.json()["checks"]["database"] == "ok"
 
 
+def test_readyz_says_redis_is_not_configured_when_it_is_not(client, settings):
+    settings.REDIS_URL = ""
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "not configured"}
+
+
+def test_readyz_reports_redis_ok_only_when_it_answers(client, settings):
+    import os
+
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs REDIS_URL")
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+    assert client.get("/readyz").json()["checks"]["redis"] == "ok"
+
+
 def test_readyz_fails_when_redis_unreachable(client, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     response = client.get("/readyz")

@@ -52,7 +52,9 @@ def test_demo_answers_the_native_call_routed_by_the_matrix(demo_only, funded_use
         "openai/gpt-4o",
         "code_generation",
     )
-    charged = catalog_micro("openai/gpt-4o", body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"])
+    charged = catalog_micro(
+        "openai/gpt-4o", body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]
+    )
     assert Decimal(body["credits_charged"]) * 1_000_000 == charged > 0
 
 
@@ -67,7 +69,9 @@ def test_demo_streams(demo_only, funded_user):
     pieces, response = async_to_sync(run)()
     assert len([p for p in pieces if p]) > 3
     assert "".join(pieces) == response.content and response.content.startswith("Demo answer: ping")
-    charged = catalog_micro("z-ai/glm-4.7", response.usage["prompt_tokens"], response.usage["completion_tokens"])
+    charged = catalog_micro(
+        "z-ai/glm-4.7", response.usage["prompt_tokens"], response.usage["completion_tokens"]
+    )
     assert response.provider == "demo" and response.credits_charged == charged > 0
 
 

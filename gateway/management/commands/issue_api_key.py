@@ -3,6 +3,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from billing.credits import format_credits
+from billing.services import signup_credits_grant
 from gateway.keys import api_key_create
 
 
@@ -22,5 +24,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No user {username!r}; pass --create-user to create it.")
             user = User.objects.create_user(username=username)
             self.stderr.write(f"Created user {username!r} (no password; set one with changepassword).")
+            grant = signup_credits_grant(user=user)
+            if grant is not None:
+                self.stderr.write(f"Granted {format_credits(grant.amount)} starter credits (SIGNUP_CREDITS).")
         _, raw = api_key_create(user=user, name=name)
         self.stdout.write(raw)

@@ -1,6 +1,5 @@
 """Which providers are enabled, the vendor -> direct provider map, and the offline demo provider."""
 
-
 import pytest
 
 from gateway.providers import ADAPTERS, direct_provider_for, provider_call, provider_configs, provider_stream
