@@ -43,11 +43,13 @@ class CreditBalanceApi(APIView):
 
 
 class CreditTransactionListApi(APIView):
-    """The caller's ledger entries, newest first."""
+    """The caller's ledger entries, newest first; `starting_after=<id>` continues below that entry
+    (Stripe's cursor: pass the last id of a page to get the next one; an empty list is the end)."""
 
     @extend_schema_serializer(component_name="CreditTransactionListParams")
     class InputSerializer(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=TRANSACTIONS_MAX_LIMIT, default=10)
+        starting_after = serializers.IntegerField(min_value=1, required=False)
 
     @extend_schema_serializer(component_name="CreditTransaction")
     class OutputSerializer(serializers.Serializer):
@@ -66,13 +68,24 @@ class CreditTransactionListApi(APIView):
             return format_credits(entry.balance_after)
 
     @extend_schema(
-        parameters=[OpenApiParameter("limit", int, description=f"1-{TRANSACTIONS_MAX_LIMIT}, default 10")],
+        parameters=[
+            OpenApiParameter("limit", int, description=f"1-{TRANSACTIONS_MAX_LIMIT}, default 10"),
+            OpenApiParameter(
+                "starting_after",
+                int,
+                description="An entry id (the last `id` of the previous page): only entries older "
+                "than it are listed. Page until an empty list; every entry comes exactly once.",
+            ),
+        ],
         responses=OutputSerializer(many=True),
     )
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        entries = selectors.transactions_list(user=request.user, limit=params.validated_data["limit"])
+        limit = params.validated_data["limit"]
+        entries = selectors.transactions_page(
+            user=request.user, before_id=params.validated_data.get("starting_after"), limit=limit
+        )[:limit]
         return Response(self.OutputSerializer(entries, many=True).data)
 
 

@@ -83,6 +83,46 @@ def test_transactions_bad_limit_is_400(api_client, limit):
     assert response.json()["error"]["code"] == "invalid_request"
 
 
+def test_paging_with_starting_after_returns_every_entry_exactly_once(api_client, user, other_user, fund):
+    for n in range(1, 231):
+        fund(user, n)
+        if n % 10 == 0:
+            fund(other_user, 1)  # another account's entries interleave in the id sequence
+    expected = list(
+        LedgerEntry.objects.filter(account__user=user).order_by("-id").values_list("id", flat=True)
+    )
+    assert len(expected) == 230
+
+    seen, pages, cursor = [], 0, None
+    while True:
+        url = "/api/credits/transactions?limit=100" + (f"&starting_after={cursor}" if cursor else "")
+        response = api_client.get(url)
+        assert response.status_code == 200
+        page = response.json()
+        assert isinstance(page, list)  # the list shape is kept; the cursor is the last id
+        if pages == 0:
+            fund(user, 7)  # an entry arriving mid-paging is newer than the cursor: no shift, no repeat
+        if not page:
+            break
+        pages += 1
+        seen.extend(row["id"] for row in page)
+        cursor = page[-1]["id"]
+    assert pages == 3  # 100 + 100 + 30, then the empty list
+    assert seen == expected  # every entry once, newest first
+    credits = [
+        row["credits"]
+        for row in api_client.get(f"/api/credits/transactions?starting_after={expected[-2]}").json()
+    ]
+    assert credits == ["1.000000"]  # below the second-oldest is only the oldest
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc", "1.5"])
+def test_transactions_bad_starting_after_is_400(api_client, value):
+    response = api_client.get(f"/api/credits/transactions?starting_after={value}")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
 # --- Checkout ---------------------------------------------------------------------
 
 
