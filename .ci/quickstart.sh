@@ -54,7 +54,7 @@ import json, sys
 from decimal import Decimal
 
 text = open(sys.argv[1]).read()
-decoder, docs, i = json.JSONDecoder(), [], 0
+decoder, docs, i = json.JSONDecoder(parse_float=Decimal), [], 0
 while i < len(text):
     if text[i].isspace():
         i += 1
