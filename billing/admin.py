@@ -64,7 +64,7 @@ class PositiveFilter(admin.SimpleListFilter):
 
 
 class ShortfallFilter(PositiveFilter):
-    title, parameter_name, field = "uncollectable shortfall", "shortfall", "uncollectable"
+    title, parameter_name, field = "owes credits", "shortfall", "owed"
 
 
 class ExcessFilter(PositiveFilter):
@@ -80,7 +80,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     actions = ("adjust_credits", "clear_shortfall")
     balance_credits = _credits_column("balance", "balance")
     held_credits = _credits_column("held", "held")
-    shortfall = _credits_column("uncollectable", "uncollectable")
+    shortfall = _credits_column("owed", "owed")
 
     @admin.display(description="available")
     def available_credits(self, obj):
@@ -130,12 +130,12 @@ class CreditAccountAdmin(ReadOnlyAdmin):
                 )
         return None
 
-    @admin.action(description="Clear uncollectable shortfall (allows holds again)")
+    @admin.action(description="Clear owed credits (writes them off; allows holds again)")
     def clear_shortfall(self, request, queryset):
         form = ReasonForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
             return self._action_page(
-                request, queryset, form=form, action="clear_shortfall", title="Clear uncollectable shortfall"
+                request, queryset, form=form, action="clear_shortfall", title="Clear owed credits"
             )
         for account in queryset.select_related("user"):
             try:
@@ -145,7 +145,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
             except InvalidRequest as exc:
                 self.message_user(request, f"{account.user}: {exc.message}", messages.ERROR)
             else:
-                self.message_user(request, f"{account.user}: shortfall cleared.", messages.SUCCESS)
+                self.message_user(request, f"{account.user}: owed credits cleared.", messages.SUCCESS)
         return None
 
 
@@ -197,7 +197,7 @@ class TopUpAdmin(ReadOnlyAdmin):
     search_fields = ("user__username", "payment_intent_id", "checkout_session_id", "dispute_id")
     list_select_related = ("user",)
     credits_granted = _credits_column("credits", "credits")
-    shortfall = _credits_column("uncollectable", "uncollectable")
+    shortfall = _credits_column("owed", "owed")
 
 
 @admin.register(StripeEvent)

@@ -19,10 +19,11 @@ class CreditAccount(models.Model):
     )
     balance = models.BigIntegerField(default=0, help_text="Micro-credits; always the sum of the ledger.")
     held = models.BigIntegerField(default=0, help_text="Micro-credits reserved by open holds.")
-    uncollectable = models.BigIntegerField(
+    owed = models.BigIntegerField(
         default=0,
-        help_text="Micro-credits a refund or lost dispute could not take back. While above zero the "
-        "account cannot place holds; staff clear it.",
+        help_text="Micro-credits a refund or lost dispute could not take at once (spent, or held by "
+        "calls in flight). Collected as holds resolve and from later top-ups; while above zero the "
+        "account cannot place holds; staff may clear it.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -31,9 +32,7 @@ class CreditAccount(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(balance__gte=0), name="billing_account_balance_gte_0"),
             models.CheckConstraint(condition=Q(held__gte=0), name="billing_account_held_gte_0"),
-            models.CheckConstraint(
-                condition=Q(uncollectable__gte=0), name="billing_account_uncollectable_gte_0"
-            ),
+            models.CheckConstraint(condition=Q(owed__gte=0), name="billing_account_owed_gte_0"),
         ]
 
     def __str__(self) -> str:
@@ -52,6 +51,7 @@ class LedgerEntry(models.Model):
         DISPUTE = "dispute", "Dispute"
         ADJUSTMENT = "adjustment", "Staff adjustment"
         HOLD_EXPIRY = "hold_expiry", "Hold expired"
+        OWED_COLLECTED = "owed_collected", "Owed credits collected"
         SHORTFALL_CLEARED = "shortfall_cleared", "Shortfall cleared"
 
     account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
@@ -150,7 +150,9 @@ class TopUp(models.Model):
     clawed_back = models.BigIntegerField(
         default=0, help_text="Micro-credits debited for refunds and disputes."
     )
-    uncollectable = models.BigIntegerField(default=0, help_text="Micro-credits a clawback could not take.")
+    owed = models.BigIntegerField(
+        default=0, help_text="Micro-credits its clawbacks could not take at once (owed by the account)."
+    )
     dispute_id = models.CharField(max_length=255, blank=True, default="")
     dispute_status = models.CharField(max_length=40, blank=True, default="")
     source = models.CharField(max_length=60, help_text="The event type or API that first credited it.")

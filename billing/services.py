@@ -52,7 +52,7 @@ def _entry_post(
 ) -> LedgerEntry:
     """Append one entry and move the cached balance with it. `account` must be locked."""
     account.balance += amount
-    account.save(update_fields=["balance", "held", "uncollectable", "updated_at"])
+    account.save(update_fields=["balance", "held", "owed", "updated_at"])
     return LedgerEntry.objects.create(
         account=account,
         kind=kind,
@@ -62,6 +62,21 @@ def _entry_post(
         description=description[:500],
         actor=actor,
         hold=hold,
+    )
+
+
+def _owed_collect(*, account: CreditAccount, reason: str) -> LedgerEntry | None:
+    """Pay down what the account owes from the credits now available (a hold resolved, a top-up or a
+    staff credit landed). `account` must be locked; saved when anything is collected."""
+    collect = min(account.owed, max(0, account.balance - account.held))
+    if collect <= 0:
+        return None
+    account.owed -= collect
+    return _entry_post(
+        account=account,
+        kind=Kind.OWED_COLLECTED,
+        amount=-collect,
+        description=f"Owed credits collected: {reason}",
     )
 
 
@@ -100,7 +115,7 @@ _HOLD_PLACE_SQL = f"""
 WITH account AS (
     UPDATE {CreditAccount._meta.db_table}
     SET held = held + %(amount)s, updated_at = %(now)s
-    WHERE id = %(account_id)s AND user_id = %(user_id)s AND uncollectable = 0
+    WHERE id = %(account_id)s AND user_id = %(user_id)s AND owed = 0
       AND balance >= held + %(amount)s
     RETURNING id
 )
@@ -165,7 +180,7 @@ def _hold_place_orm(*, account_id, user_id, amount, request_id, now, expires_at)
     with transaction.atomic():
         # One conditional UPDATE: concurrent holds re-check the row after waiting for its lock.
         placed = CreditAccount.objects.filter(
-            pk=account_id, user_id=user_id, uncollectable=0, balance__gte=F("held") + amount
+            pk=account_id, user_id=user_id, owed=0, balance__gte=F("held") + amount
         ).update(held=F("held") + amount, updated_at=now)
         if not placed:
             return None
@@ -216,9 +231,10 @@ def hold_place(*, user, amount: int, request_id: str, ttl_seconds: int = 900) ->
         account = CreditAccount.objects.filter(pk=account_id, user_id=user.pk).first()
         if account is not None:
             break
-    if account.uncollectable:
+    if account.owed:
         raise InsufficientCredits(
-            "This account has an unpaid shortfall from a refund or dispute; contact support.",
+            f"This account owes {format_credits(account.owed)} credits from a refund or dispute; they are "
+            "collected as your running calls finish and from your next top-up.",
             code="account_shortfall",
         )
     raise InsufficientCredits(
@@ -244,31 +260,53 @@ WITH hold AS (
     FOR UPDATE
 ), calc AS (
     SELECT a.id AS account_id, hold.id AS hold_id, hold.amount AS hold_amount, hold.request_id,
+           a.balance, a.held, a.owed,
            LEAST(%(amount)s, hold.amount, GREATEST(0, a.balance - (a.held - hold.amount))) AS charge
     FROM {CreditAccount._meta.db_table} a JOIN hold ON a.id = hold.account_id
     FOR UPDATE OF a
+), due AS (
+    SELECT calc.*,
+           LEAST(calc.owed, GREATEST(0, calc.balance - calc.charge - (calc.held - calc.hold_amount)))
+               AS collect
+    FROM calc
 ), account AS (
+    -- From the figures `calc` read under its lock, not from this UPDATE's own scan of the row (a
+    -- concurrent clawback may have committed between the statement's snapshot and that lock).
     UPDATE {CreditAccount._meta.db_table} a
-    SET held = a.held - calc.hold_amount, balance = a.balance - calc.charge, updated_at = %(now)s
-    FROM calc WHERE a.id = calc.account_id
+    SET held = due.held - due.hold_amount, balance = due.balance - due.charge - due.collect,
+        owed = due.owed - due.collect, updated_at = %(now)s
+    FROM due WHERE a.id = due.account_id
     RETURNING a.id, a.balance
 ), closed AS (
     UPDATE {CreditHold._meta.db_table} h
-    SET state = 'settled', closed_at = %(now)s, charged = calc.charge, excess = %(amount)s - calc.charge
-    FROM calc WHERE h.id = calc.hold_id
+    SET state = 'settled', closed_at = %(now)s, charged = due.charge, excess = %(amount)s - due.charge
+    FROM due WHERE h.id = due.hold_id
     RETURNING h.id
 ), entry AS (
     INSERT INTO {LedgerEntry._meta.db_table}
         (account_id, kind, amount, balance_after, reference, description, actor_id, hold_id, created_at)
-    SELECT account.id, 'usage', -calc.charge, account.balance,
-           COALESCE(NULLIF(%(reference)s, ''), calc.request_id), %(description)s, NULL, calc.hold_id, %(now)s
-    FROM calc, account WHERE calc.charge > 0
-    RETURNING id, account_id, amount, balance_after, reference
+    SELECT rows.account_id, rows.kind, rows.amount, rows.balance_after, rows.reference, rows.description,
+           NULL, rows.hold_id, %(now)s
+    FROM (
+        SELECT 1 AS ord, account.id AS account_id, 'usage' AS kind, -due.charge AS amount,
+               account.balance + due.collect AS balance_after,
+               COALESCE(NULLIF(%(reference)s, ''), due.request_id) AS reference,
+               %(description)s AS description, due.hold_id AS hold_id
+        FROM due, account WHERE due.charge > 0
+        UNION ALL
+        -- What a refund or dispute could not take while this call held it, paid from what it freed.
+        SELECT 2, account.id, 'owed_collected', -due.collect, account.balance, '',
+               %(collect_prefix)s || due.request_id || ' finished', NULL
+        FROM due, account WHERE due.collect > 0
+    ) rows ORDER BY rows.ord
+    RETURNING id, account_id, kind, amount, balance_after, reference
 )
-SELECT calc.charge, calc.request_id, (SELECT id FROM closed), entry.id, entry.account_id, entry.amount,
+SELECT due.charge, due.request_id, (SELECT id FROM closed), entry.id, entry.account_id, entry.amount,
        entry.balance_after, entry.reference
-FROM calc LEFT JOIN entry ON true
+FROM due LEFT JOIN entry ON entry.kind = 'usage'
 """  # noqa: S608
+
+_COLLECT_PREFIX = "Owed credits collected: call "
 
 
 def _hold_settle_pg(*, hold_id: int, amount: int, description: str, reference: str) -> LedgerEntry | None:
@@ -284,6 +322,7 @@ def _hold_settle_pg(*, hold_id: int, amount: int, description: str, reference: s
                 "now": now,
                 "reference": reference,
                 "description": description,
+                "collect_prefix": _COLLECT_PREFIX,
             },
         )
         row = cursor.fetchone()
@@ -344,6 +383,7 @@ def _hold_settle_orm(*, hold_id: int, amount: int, description: str, reference: 
             _hold_close(hold=hold, account=account, state=CreditHold.State.RELEASED)
             account.save(update_fields=["held", "updated_at"])
             hold.save(update_fields=["state", "closed_at"])
+            _owed_collect(account=account, reason=f"call {hold.request_id} finished")
             return None
         _hold_close(hold=hold, account=account, state=CreditHold.State.SETTLED)
         charge = min(amount, hold.amount, max(0, account.balance - account.held))
@@ -369,6 +409,7 @@ def _hold_settle_orm(*, hold_id: int, amount: int, description: str, reference: 
         else:
             account.save(update_fields=["held", "updated_at"])
         hold.save(update_fields=["state", "closed_at", "charged", "excess"])
+        _owed_collect(account=account, reason=f"call {hold.request_id} finished")
         return entry
 
 
@@ -382,6 +423,7 @@ def hold_release(*, hold_id: int) -> None:
         _hold_close(hold=hold, account=account, state=CreditHold.State.RELEASED)
         account.save(update_fields=["held", "updated_at"])
         hold.save(update_fields=["state", "closed_at"])
+        _owed_collect(account=account, reason=f"call {hold.request_id} finished")
 
 
 def holds_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
@@ -412,6 +454,7 @@ def holds_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
                     description=f"Hold of {format_credits(hold.amount)} credits expired unsettled",
                     hold=hold,
                 )
+                _owed_collect(account=account, reason=f"call {hold.request_id} expired")
                 count += 1
 
 
@@ -434,28 +477,30 @@ def adjustment_create(*, user, amount: int, actor, reason: str) -> LedgerEntry:
                 f"only {format_credits(max(0, account.available))} are available.",
                 code="insufficient_credits",
             )
-        return _entry_post(
+        entry = _entry_post(
             account=account, kind=Kind.ADJUSTMENT, amount=amount, description=reason, actor=actor
         )
+        _owed_collect(account=account, reason="staff credit")
+        return entry
 
 
 def account_shortfall_clear(*, user, actor, reason: str) -> LedgerEntry:
-    """Staff accept (or have collected) an uncollectable shortfall; the account may place holds again."""
+    """Staff write off what the account still owes; the account may place holds again."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidRequest("Clearing a shortfall needs a reason.", code="reason_required")
     account = account_get_or_create(user=user)
     with transaction.atomic():
         account = _lock_account(account.pk)
-        if not account.uncollectable:
-            raise InvalidRequest("This account has no shortfall to clear.")
-        cleared = account.uncollectable
-        account.uncollectable = 0
+        if not account.owed:
+            raise InvalidRequest("This account owes nothing.")
+        cleared = account.owed
+        account.owed = 0
         return _entry_post(
             account=account,
             kind=Kind.SHORTFALL_CLEARED,
             amount=0,
-            description=f"Cleared shortfall of {format_credits(cleared)} credits: {reason}",
+            description=f"Wrote off {format_credits(cleared)} owed credits: {reason}",
             actor=actor,
         )
 
@@ -550,6 +595,7 @@ def topup_apply(
             reference=payment_intent_id or checkout_session_id,
             description=f"Top-up of ${format_cents(amount_cents)}",
         )
+        _owed_collect(account=account, reason=f"top-up {payment_intent_id or checkout_session_id}")
         return topup, True
 
 
@@ -567,29 +613,30 @@ def _share(topup: TopUp, cents: int) -> int:
 def _clawback(
     *, account: CreditAccount, topup: TopUp, amount: int, kind: str, reference: str, description: str
 ) -> LedgerEntry | None:
-    """Take back up to the balance; record what cannot be taken as uncollectable.
+    """Take back what is available now; record the rest as owed (collected later).
 
-    Both rows must be locked; the caller saves `topup`.
+    Credits that open holds reserve belong to the calls in flight (and to frozen disputes): taking
+    them would make those calls free. Both rows must be locked; the caller saves `topup`.
     """
     amount = min(amount, topup.credits - topup.clawed_back)
     if amount <= 0:
         return None
-    take = min(amount, account.balance)
-    shortfall = amount - take
+    take = min(amount, max(0, account.balance - account.held))
+    owed = amount - take
     topup.clawed_back += amount
-    if shortfall:
-        topup.uncollectable += shortfall
-        account.uncollectable += shortfall
+    if owed:
+        topup.owed += owed
+        account.owed += owed
         logger.warning(
-            "Clawback for top-up %s left %s credits uncollectable; holds blocked until staff clear it",
+            "Clawback for top-up %s: %s credits owed (collected as holds resolve and from top-ups)",
             topup.pk,
-            format_credits(shortfall),
+            format_credits(owed),
         )
     if take:
         return _entry_post(
             account=account, kind=kind, amount=-take, reference=reference, description=description
         )
-    account.save(update_fields=["uncollectable", "updated_at"])
+    account.save(update_fields=["owed", "updated_at"])
     return None
 
 
@@ -622,7 +669,7 @@ def topup_refund_apply(
             reference=f"{charge_id}:{refunded}",
             description=f"Refund (${format_cents(refunded)} refunded in total)",
         )
-        topup.save(update_fields=["amount_refunded_cents", "clawed_back", "uncollectable", "updated_at"])
+        topup.save(update_fields=["amount_refunded_cents", "clawed_back", "owed", "updated_at"])
         return entry
 
 
@@ -699,12 +746,12 @@ def dispute_close(
             )
             if hold is not None and entry is not None:
                 hold.charged = min(hold.amount, -entry.amount)
-        topup.save(
-            update_fields=["dispute_id", "dispute_status", "clawed_back", "uncollectable", "updated_at"]
-        )
-        account.save(update_fields=["held", "uncollectable", "updated_at"])
+        topup.save(update_fields=["dispute_id", "dispute_status", "clawed_back", "owed", "updated_at"])
+        account.save(update_fields=["held", "owed", "updated_at"])
         if hold is not None:
             hold.save(update_fields=["state", "closed_at", "charged"])
+        # Credits the dispute froze and gave back pay what the account owes first.
+        _owed_collect(account=account, reason=f"dispute {dispute_id} closed")
         return entry
 
 

@@ -43,7 +43,7 @@ def test_partial_refunds_add_up_to_the_whole(user, deliver, paid):
     refunds = LedgerEntry.objects.filter(kind="refund").order_by("id")
     assert [e.amount for e in refunds] == [-21_739_000_000, -30_434_600_000, -34_782_400_000]
     paid.refresh_from_db()
-    assert (paid.amount_refunded_cents, paid.clawed_back, paid.uncollectable) == (10000, 86_956 * C, 0)
+    assert (paid.amount_refunded_cents, paid.clawed_back, paid.owed) == (10000, 86_956 * C, 0)
 
 
 def test_refund_replay_and_older_figures_are_no_ops(user, deliver, paid):
@@ -66,16 +66,19 @@ def test_refund_after_spending_takes_at_most_the_balance_and_blocks_holds(user, 
 
     assert _balance(user) == 0
     paid.refresh_from_db()
-    assert paid.uncollectable == 80_000 * C
+    assert paid.owed == 80_000 * C
     account = CreditAccount.objects.get(user=user)
-    assert account.uncollectable == 80_000 * C
-    # Even with fresh credits, no hold while the shortfall stands.
+    assert account.owed == 80_000 * C
+    # Fresh credits pay down what is owed first; no hold while anything is still owed.
     services.adjustment_create(user=user, amount=10 * C, actor=staff_user, reason="goodwill")
+    assert (_balance(user), CreditAccount.objects.get(user=user).owed) == (0, 79_990 * C)
+    assert LedgerEntry.objects.get(kind="owed_collected").amount == -10 * C
     with pytest.raises(InsufficientCredits) as exc:
         services.hold_place(user=user, amount=C, request_id="req-blocked")
     assert exc.value.code == "account_shortfall"
 
     services.account_shortfall_clear(user=user, actor=staff_user, reason="written off")
+    services.adjustment_create(user=user, amount=10 * C, actor=staff_user, reason="goodwill")
     hold = services.hold_place(user=user, amount=C, request_id="req-after")
     services.hold_release(hold_id=hold.pk)
     cleared = LedgerEntry.objects.get(kind="shortfall_cleared")
@@ -132,8 +135,8 @@ def test_dispute_on_spent_credits_freezes_what_is_left_and_lost_records_the_shor
 
     assert _balance(user) == 0
     paid.refresh_from_db()
-    assert (paid.clawed_back, paid.uncollectable) == (86_956 * C, 50_000 * C)
-    assert CreditAccount.objects.get(user=user).uncollectable == 50_000 * C
+    assert (paid.clawed_back, paid.owed) == (86_956 * C, 50_000 * C)
+    assert CreditAccount.objects.get(user=user).owed == 50_000 * C
 
 
 def test_dispute_closed_lost_without_created_still_debits(user, deliver, paid):
@@ -148,4 +151,4 @@ def test_refund_then_lost_dispute_never_takes_more_than_was_bought(user, deliver
     paid.refresh_from_db()
     assert paid.clawed_back == 86_956 * C
     assert _balance(user) == 0
-    assert CreditAccount.objects.get(user=user).uncollectable == 0
+    assert CreditAccount.objects.get(user=user).owed == 0

@@ -64,7 +64,7 @@ class LedgerMachine(RuleBasedStateMachine):
         n = next(_names)
         self.tag = f"m{n}"
         self.user = get_user_model().objects.create_user(username=f"ledger-{n}")
-        self.balance = self.held = self.uncollectable = 0
+        self.balance = self.held = self.owed = 0
         self.open: dict[int, int] = {}  # hold pk -> amount, for calls still running
         self.abandoned: dict[int, int] = {}  # holds of killed workers, past their expiry
         self.resolved: dict[int, tuple] = {}  # hold pk -> (state, charged, excess) when it closed
@@ -76,13 +76,20 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = min(amount, payment.credits - payment.clawed)
         if amount <= 0:
             return
-        take = min(amount, self.balance)
+        # Never what open holds reserve: calls in flight keep their credits; the rest is owed.
+        take = min(amount, max(0, self.balance - self.held))
         payment.clawed += amount
-        self.uncollectable += amount - take
+        self.owed += amount - take
         self.balance -= take
 
+    def _collect(self) -> None:
+        """What is owed is paid from every credit that becomes available."""
+        collect = min(self.owed, max(0, self.balance - self.held))
+        self.owed -= collect
+        self.balance -= collect
+
     def _place(self, amount: int) -> CreditHold | None:
-        may = self.uncollectable == 0 and self.balance - self.held >= amount
+        may = self.owed == 0 and self.balance - self.held >= amount
         try:
             hold = services.hold_place(
                 user=self.user, amount=amount, request_id=f"{self.tag}-{next(self.requests)}"
@@ -116,6 +123,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert not again
         self.payments.append(payment)
         self.balance += payment.credits
+        self._collect()
 
     @rule(credits=st.integers(min_value=0, max_value=60_000), micro=st.integers(min_value=0, max_value=C - 1))
     def hold(self, credits, micro):
@@ -134,6 +142,7 @@ class LedgerMachine(RuleBasedStateMachine):
         # Never more than the hold (nor below zero); the rest is flagged, not charged.
         charge = min(cost, amount, max(0, self.balance - self.held))
         self.balance -= charge
+        self._collect()
         self._closed(pk)
         state, charged, excess = self.resolved[pk]
         assert (charged, excess) == (charge, cost - charge if cost else 0)
@@ -145,6 +154,7 @@ class LedgerMachine(RuleBasedStateMachine):
         pk = sorted(self.open)[pick % len(self.open)]
         self.held -= self.open.pop(pk)
         services.hold_release(hold_id=pk)
+        self._collect()
         self._closed(pk)
 
     @rule(credits=st.integers(min_value=1, max_value=30_000))
@@ -165,6 +175,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self._closed(pk)
             assert self.resolved[pk][0] == "expired"
         self.abandoned.clear()
+        self._collect()
 
     @precondition(lambda self: self.resolved)
     @rule(pick=st.integers(min_value=0), amount=st.integers(min_value=0, max_value=10_000 * C))
@@ -220,6 +231,7 @@ class LedgerMachine(RuleBasedStateMachine):
         payment.dispute = "closed"
         if outcome == "lost":
             self._clawback(payment, payment.share(payment.cents))
+        self._collect()
         # A replay of the closing event changes nothing.
         services.dispute_close(
             payment_intent_id=payment.intent,
@@ -228,19 +240,21 @@ class LedgerMachine(RuleBasedStateMachine):
             amount_cents=payment.cents,
         )
 
-    @precondition(lambda self: self.uncollectable)
+    @precondition(lambda self: self.owed)
     @rule()
     def staff_clear_shortfall(self):
         services.account_shortfall_clear(user=self.user, actor=None, reason="written off")
-        self.uncollectable = 0
+        self.owed = 0
 
     # --- checks after every step --------------------------------------------------
     @invariant()
     def money_is_conserved(self):
         account = CreditAccount.objects.filter(user=self.user).first()
-        figures = (account.balance, account.held, account.uncollectable) if account else (0, 0, 0)
-        assert figures == (self.balance, self.held, self.uncollectable)
-        assert self.balance >= 0 and self.held >= 0
+        figures = (account.balance, account.held, account.owed) if account else (0, 0, 0)
+        assert figures == (self.balance, self.held, self.owed)
+        assert self.balance >= 0 and self.held >= 0 and self.owed >= 0
+        # Owing while credits sit available would mean a collection was missed.
+        assert self.owed == 0 or self.balance == self.held
         # balance == sum(entries) and held == sum(open holds), for every account.
         assert services.ledger_reconcile() == []
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from billing import selectors, services
 from billing.credits import MICRO_PER_CREDIT, usd_to_micro
-from billing.models import CreditHold, LedgerEntry, TopUp
+from billing.models import CreditAccount, CreditHold, LedgerEntry, TopUp
 from smartspec.errors import InsufficientCredits
 from tests.billing import stripe_shapes as s
 from tests.billing.conftest import run_concurrently
@@ -149,10 +149,15 @@ def test_a_clawback_racing_usage_neither_creates_nor_loses_a_credit(user, stripe
     kind = "refund" if clawback == "refund" else "dispute"
     (claw,) = LedgerEntry.objects.filter(kind=kind)
     topup = TopUp.objects.get()
-    # The whole purchase came back: what the clawback took plus what it could not (uncollectable).
-    assert -claw.amount + topup.uncollectable == bought
+    # The whole purchase came back: what the clawback took plus what it could not (owed).
+    assert -claw.amount + topup.owed == bought
+    # What was owed is collected as the calls in flight finish (one entry per collection).
+    collected = -(LedgerEntry.objects.filter(kind="owed_collected").aggregate(s=Sum("amount"))["s"] or 0)
+    assert collected == topup.owed - CreditAccount.objects.get(user=user).owed
+    # Calls in flight keep their credits: none was charged less than its cost.
+    assert (totals["excess"] or 0) == 0
     balance = selectors.balance_get(user=user)
-    assert balance["balance"] == bought - usage + claw.amount == _ledger_sum(user) >= 0
+    assert balance["balance"] == bought - usage + claw.amount - collected == _ledger_sum(user) >= 0
     assert balance["held"] == 0 and not CreditHold.objects.filter(state="held").exists()
     assert services.ledger_reconcile() == []
 
