@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -426,18 +427,30 @@ def hold_release(*, hold_id: int) -> None:
         _owed_collect(account=account, reason=f"call {hold.request_id} finished")
 
 
-def holds_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
-    """Release usage holds past their expiry (left by a crashed worker); returns how many."""
+def holds_expire(
+    *,
+    now: datetime | None = None,
+    batch_size: int = 500,
+    keep: Callable[[list[int]], set[int]] | None = None,
+) -> int:
+    """Release usage holds past their expiry (left by a crashed worker); returns how many.
+
+    `keep(ids)` names the holds of a batch to leave open: those whose settle is still on its way
+    (journaled during a database outage), which must be charged, not expired."""
     now = now or timezone.now()
     stale = CreditHold.objects.filter(
         state=CreditHold.State.HELD, purpose=CreditHold.Purpose.USAGE, expires_at__lt=now
     )
-    count = 0
+    count, after = 0, 0
     while True:
-        ids = list(stale.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        ids = list(stale.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:batch_size])
         if not ids:
             return count
+        after = ids[-1]
+        kept = keep(ids) if keep is not None else set()
         for hold_id in ids:
+            if hold_id in kept:
+                continue
             with transaction.atomic():
                 hold = CreditHold.objects.select_for_update().get(pk=hold_id)
                 if hold.state != CreditHold.State.HELD:

@@ -17,18 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import Error as DatabaseError
 
 from billing.credits import usd_to_micro
 from billing.services import hold_place, hold_release, hold_settle
-from smartspec.errors import APIError, ServiceUnavailable, UpstreamError
+from smartspec.errors import BACKING_SERVICE_DOWN, APIError, ServiceUnavailable, UpstreamError
 
-from .aftercall import CallRecord, call_record, health_samples
+from .aftercall import CallRecord, call_record, health_samples, health_samples_record
 from .client import (
     LLMRequest,
     LLMResponse,
@@ -46,11 +48,9 @@ from .pricing import RELAY_BYTES_PER_TOKEN, ResolvedUsage, image_count, output_b
 from .providers import provider_stream
 from .providers.base import StreamDelta
 from .routing import Attempt, attempt_request, attempt_trial_claim, attempts_run, chain_failed
+from .settle_journal import settle_journal_add
 
 logger = logging.getLogger(__name__)
-
-CALL_HOLD_TTL = 900
-STREAM_HOLD_TTL = 3600
 
 
 @dataclass(slots=True)
@@ -101,7 +101,9 @@ def _open_sync(
                     amount=billing.hold_amount,
                     request_id=prepared.request_id,
                     # A long stream must not outlive its hold (an expired hold can no longer be settled).
-                    ttl_seconds=STREAM_HOLD_TTL if request.stream else CALL_HOLD_TTL,
+                    ttl_seconds=(
+                        settings.STREAM_HOLD_TTL_SECONDS if request.stream else settings.CALL_HOLD_TTL_SECONDS
+                    ),
                 )
                 billing.hold_id = hold.pk
         except BaseException:
@@ -165,40 +167,52 @@ def _close_sync(
         status, error_class = "error", type(exc).__name__
         raise
     finally:
-        _settle(prepared=prepared, billing=billing, outcome=outcome)
-        call_record(
-            record=_call_record(
-                prepared=prepared,
-                billing=billing,
-                outcome=outcome,
-                attempts=attempts,
-                status=status,
-                error_class=error_class,
-                latency_ms=latency_ms,
-                ttft_ms=ttft_ms,
-                stream=stream,
-                truncated=truncated,
-            )
+        journaled = _settle(prepared=prepared, billing=billing, outcome=outcome)
+        record = _call_record(
+            prepared=prepared,
+            billing=billing,
+            outcome=outcome,
+            attempts=attempts,
+            status=status,
+            error_class=error_class,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
+            stream=stream,
+            truncated=truncated,
         )
+        if journaled is None:
+            call_record(record=record)
+        else:
+            # The usage row waits with its settle; provider health lives in the cache, not the database.
+            settle_journal_add(**journaled, usage=record.usage)
+            health_samples_record(record.health)
     return outcome
 
 
-def _settle(*, prepared: PreparedChat, billing: Billing, outcome: Outcome | None) -> None:
-    """Charge the real cost against the hold (or release it), and shrink the key's reservation."""
-    charged = 0
+def _settle(*, prepared: PreparedChat, billing: Billing, outcome: Outcome | None) -> dict | None:
+    """Charge the real cost against the hold (or release it), and shrink the key's reservation.
+
+    With the database down the settle cannot commit: the hold stays open and the settle's arguments
+    are returned to be journaled (`gateway.settle_journal`), charged as they will be on replay."""
+    charged, journaled = 0, None
     amount = usd_to_micro(outcome.cost_usd) if outcome is not None else 0
     if billing.hold_id is not None:
-        if amount > 0:
-            entry = hold_settle(
-                hold_id=billing.hold_id,
-                amount=amount,
-                description=f"{outcome.model} via {outcome.provider}",
-                reference=prepared.request_id,
-            )
-            # Billing caps a charge at the hold (the call's worst case); report what it really took.
-            charged = -entry.amount if entry is not None else 0
-        else:
-            hold_release(hold_id=billing.hold_id)
+        settle = {
+            "hold_id": billing.hold_id,
+            "amount": amount,
+            "description": f"{outcome.model} via {outcome.provider}" if outcome is not None else "",
+            "reference": prepared.request_id,
+        }
+        try:
+            if amount > 0:
+                entry = hold_settle(**settle)
+                # Billing caps a charge at the hold (the call's worst case); report what it took.
+                charged = -entry.amount if entry is not None else 0
+            else:
+                hold_release(hold_id=billing.hold_id)
+        except BACKING_SERVICE_DOWN:
+            # The open hold still reserves the charge: the replay takes exactly this.
+            charged, journaled = min(amount, billing.hold_amount), settle
     billing.charged = charged
     billing.uncharged = max(0, amount - charged) if billing.hold_id is not None else 0
     limits_settle(
@@ -206,6 +220,7 @@ def _settle(*, prepared: PreparedChat, billing: Billing, outcome: Outcome | None
         tokens=outcome.usage.total_tokens if outcome else 0,
         credits=charged,
     )
+    return journaled
 
 
 def _call_record(
@@ -250,9 +265,60 @@ def _call_record(
     return CallRecord(usage=usage, health=health)
 
 
+# The settles under way and the streams still open in this process: what a shutdown must finish.
+_settling: set[asyncio.Future] = set()
+_open_streams: weakref.WeakSet[GatewayStream] = weakref.WeakSet()
+# The tasks running a billed call (waiting on its upstream, or relaying its stream).
+_call_tasks: weakref.WeakSet[asyncio.Task] = weakref.WeakSet()
+
+
+def _track_task() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        _call_tasks.add(task)
+
+
 async def _shielded(func, **kwargs):
     """Run a sync DB step to completion even if the awaiting task is being cancelled."""
-    return await asyncio.shield(asyncio.ensure_future(run_db_step(func)(**kwargs)))
+    future = asyncio.ensure_future(run_db_step(func)(**kwargs))
+    _settling.add(future)
+    future.add_done_callback(_settling.discard)
+    return await asyncio.shield(future)
+
+
+async def calls_drain(*, timeout: float) -> int:
+    """At shutdown: close every stream still open (each bills what it produced and releases the rest)
+    and wait for every settle under way, up to `timeout` seconds. Returns how many were unfinished."""
+    deadline = time.monotonic() + timeout
+    unfinished: set[asyncio.Future] = set()
+    running = [task for task in _call_tasks if not task.done()]
+    logger.warning(
+        "shutdown: %s calls running, %s streams open, %s settles under way",
+        len(running),
+        len(_open_streams),
+        len(_settling),
+    )
+    # A call still waiting on its upstream is cancelled: it settles for what it produced.
+    for task in running:
+        task.cancel("server shutting down")
+    while True:
+        closing = set()
+        if not any(not task.done() for task in _call_tasks):
+            # Streams nobody is relaying any more (their client is gone): closed here.
+            closing = {asyncio.ensure_future(stream.aclose()) for stream in list(_open_streams)}
+        pending = closing | _settling | {task for task in _call_tasks if not task.done()}
+        left = deadline - time.monotonic()
+        if not pending or left <= 0:
+            break
+        done, unfinished = await asyncio.wait(pending, timeout=left)
+        for task in done:
+            if task in closing and not task.cancelled() and task.exception() is not None:
+                logger.error("settling a call at shutdown failed", exc_info=task.exception())
+        # A call that just settled may have started another step meanwhile: look again.
+        await asyncio.sleep(0)
+    if unfinished:
+        logger.error("%s calls were still settling when the shutdown timeout ran out", len(unfinished))
+    return len(unfinished)
 
 
 class LLMGateway:
@@ -277,6 +343,7 @@ class LLMGateway:
     async def invoke_opened(self, opened: OpenedCall) -> LLMResponse:
         """Run a call opened by `call_open_sync`: the upstream attempts, then the charge."""
         prepared, billing = opened.prepared, opened.billing
+        _track_task()
         started = time.monotonic()
         priced: dict[str, Any] | None = None
         status, error_class = "error", ""
@@ -380,6 +447,9 @@ class GatewayStream:
     _closed: bool = False
     _produced: bool = False
 
+    def __post_init__(self) -> None:
+        _open_streams.add(self)
+
     @property
     def model(self) -> str:
         return (
@@ -441,6 +511,7 @@ class GatewayStream:
 
     async def start(self) -> None:
         """Walk the route until an attempt yields its first delta (errors before it are retryable)."""
+        _track_task()
         for attempt in self.prepared.plan.runnable:
             if attempt.trial and not await run_db_step(attempt_trial_claim)(attempt):
                 continue
@@ -469,6 +540,7 @@ class GatewayStream:
         raise chain_failed(self.prepared.plan)
 
     async def __aiter__(self) -> AsyncIterator[StreamDelta]:
+        _track_task()
         try:
             if self._first is not None:
                 first, self._first = self._first, None
@@ -505,6 +577,7 @@ class GatewayStream:
         if self._closed:
             return
         self._closed = True
+        _open_streams.discard(self)
         if self._upstream is not None:
             await _aclose(self._upstream)
         latency_ms = int((time.monotonic() - self._started) * 1000)

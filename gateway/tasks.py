@@ -5,9 +5,16 @@ from dataclasses import asdict
 from celery import shared_task
 
 from .catalog import catalog_sync_from_openrouter
+from .settle_journal import holds_expire_after_replay
 
 
 @shared_task(name="gateway.catalog_sync")
 def catalog_sync() -> dict:
     """Refresh catalog prices and context lengths from OpenRouter's model list."""
     return asdict(catalog_sync_from_openrouter())
+
+
+@shared_task(name="gateway.holds_expire")
+def holds_expire() -> dict:
+    """Replay settles journaled during a database outage, then expire the holds nobody will settle."""
+    return holds_expire_after_replay()

@@ -56,8 +56,13 @@ _api = ApiKeyPathHandler()
 # first request, which then waits a second or more while every module loads.
 get_resolver().resolve("/v1/chat/completions")
 
+from gateway.runtime import lifespan  # noqa: E402  (needs the apps loaded above)
+
 
 async def application(scope, receive, send):
+    if scope["type"] == "lifespan":
+        # Start-up and shutdown of the serving process: every started call is settled before it exits.
+        return await lifespan(scope, receive, send)
     if scope["type"] == "http" and scope["path"] in API_KEY_PATHS:
         return await _api(scope, receive, send)
     return await _site(scope, receive, send)

@@ -118,6 +118,14 @@ GATEWAY_RECORDS_DELAY_MS = env.int("GATEWAY_RECORDS_DELAY_MS", default=20)
 # PostgreSQL: a call's hold commits without waiting for its WAL flush (the settle's durable commit
 # flushes it before any charge); false makes every hold a durable commit of its own.
 HOLD_ASYNC_COMMIT = env.bool("HOLD_ASYNC_COMMIT", default=True)
+# How long a call's hold may stay open before the expiry job gives it back (a crashed worker's);
+# a stream's lives longer, as a long answer must not outlive its hold.
+CALL_HOLD_TTL_SECONDS = env.int("CALL_HOLD_TTL_SECONDS", default=900)
+STREAM_HOLD_TTL_SECONDS = env.int("STREAM_HOLD_TTL_SECONDS", default=3600)
+# Settles that could not commit (the database was down) wait here, on this host, until replayed.
+SETTLE_JOURNAL_DIR = env_str("SETTLE_JOURNAL_DIR", str(BASE_DIR / "var" / "settle-journal"))
+# At shutdown, how long a worker waits for the calls it started to be settled (or journaled).
+SHUTDOWN_SETTLE_SECONDS = env.float("SHUTDOWN_SETTLE_SECONDS", default=25.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -331,7 +339,13 @@ STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
 # Holds left by a crashed worker go back to the user; the ledger is proved against the balances.
-CELERY_BEAT_SCHEDULE["billing-holds-expire"] = {"task": "billing.holds_expire", "schedule": 60}
+# The gateway's expiry job replays settles journaled during a database outage first, and never expires
+# a hold whose settle is still waiting (gateway/settle_journal.py).
+HOLD_EXPIRY_INTERVAL_SECONDS = env.int("HOLD_EXPIRY_INTERVAL_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["billing-holds-expire"] = {
+    "task": "gateway.holds_expire",
+    "schedule": HOLD_EXPIRY_INTERVAL_SECONDS,
+}
 CELERY_BEAT_SCHEDULE["billing-ledger-reconcile"] = {"task": "billing.ledger_reconcile", "schedule": 3600}
 
 # --- Logging ----------------------------------------------------------------

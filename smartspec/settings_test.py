@@ -6,6 +6,7 @@ them at PostgreSQL and Redis).
 """
 
 import os
+import tempfile
 
 os.environ["DJANGO_READ_DOT_ENV_FILE"] = "false"
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
@@ -22,6 +23,8 @@ os.environ.setdefault("CATALOG_CACHE_SECONDS", "0")
 # Usage rows and health written before the answer, as eager Celery runs tasks inline; the tests of
 # the deferred writer turn it on themselves.
 os.environ.setdefault("GATEWAY_DEFER_RECORDS", "false")
+# Each run journals its own settles (the suite's live servers inherit the folder).
+os.environ.setdefault("SETTLE_JOURNAL_DIR", tempfile.mkdtemp(prefix="ss-settle-journal-"))
 os.environ.setdefault("LOG_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test-logs"))
 
 from .settings import *  # noqa: F403

@@ -160,4 +160,4 @@ def test_reconcile_task_finds_a_tampered_balance(user, fund):
 
 def test_beat_schedules_the_billing_jobs(settings):
     tasks_scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {"billing.holds_expire", "billing.ledger_reconcile"} <= tasks_scheduled
+    assert {"gateway.holds_expire", "billing.ledger_reconcile"} <= tasks_scheduled

@@ -18,6 +18,8 @@ of fault names served in order, the last one repeating. Faults:
     stream_stall  starts an SSE answer, sends two content chunks, then goes silent for `stall` seconds
     stream_endless      an SSE answer of one-word chunks that never ends (until the gateway hangs up)
     stream_endless_big  the same with 64 KB chunks
+    late_ok, late_stream  `ok` / `ok_stream` after `stall` seconds (a call in flight for a while);
+                  `late` is either, as the request asks
     usage_absurd  200 claiming 9,999,999 completion tokens; `cost_999` claims a cost of $999
 
 `refused_url()` is an address where nothing listens; `blackhole_url()` one whose accept queue is full,
@@ -254,6 +256,8 @@ class FakeUpstream:
         with self._lock:
             self.seen.append(Seen(provider=provider, path=path, body=body))
         fault = self._next(provider)
+        if fault == "late":
+            fault = "late_stream" if body.get("stream") else "late_ok"
         model = body.get("model") or "openai/gpt-4o"
         try:
             self._serve(sock, fault, provider, model)
@@ -269,6 +273,9 @@ class FakeUpstream:
         if fault == "slow_ok":
             time.sleep(0.2)
             fault = "ok"
+        if fault in ("late_ok", "late_stream"):
+            self._silent()
+            fault = "ok" if fault == "late_ok" else "ok_stream"
         if fault in BAD_USAGE or fault in ABSURD_USAGE:
             self._send(sock, 200, "OK", openrouter_body(model, {**BAD_USAGE, **ABSURD_USAGE}[fault]))
         elif fault in ENDLESS_PIECE:
