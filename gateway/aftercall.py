@@ -48,6 +48,7 @@ class HealthSample:
     latency_ms: int
     output_tokens: int
     error_class: str
+    caller: str = ""  # whose call it was: one caller's failures alone never open the circuit
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,9 @@ def _records_write(batch: list[CallRecord]) -> None:
     health_samples_record(sample for record in batch for sample in record.health)
 
 
-def health_samples(*, attempts: Iterable[Any], output_tokens: int = 0) -> tuple[HealthSample, ...]:
+def health_samples(
+    *, attempts: Iterable[Any], output_tokens: int = 0, caller: str = ""
+) -> tuple[HealthSample, ...]:
     """Each real attempt's outcome (skipped ones never reached a provider), as a snapshot."""
     return tuple(
         HealthSample(
@@ -129,6 +132,7 @@ def health_samples(*, attempts: Iterable[Any], output_tokens: int = 0) -> tuple[
             latency_ms=a.latency_ms,
             output_tokens=output_tokens if a.status == "ok" else 0,
             error_class=a.error_class,
+            caller=caller,
         )
         for a in attempts
         if a.status in ("ok", "error")
@@ -149,6 +153,7 @@ def health_samples_record(samples: Iterable[HealthSample]) -> None:
                 latency_ms=sample.latency_ms,
                 output_tokens=sample.output_tokens,
                 error_class=sample.error_class,
+                caller=sample.caller,
             )
     except Exception:  # health is advice for routing, not part of the answer
         logger.exception("recording provider health failed")

@@ -261,7 +261,7 @@ def _call_record(
         "uncharged": billing.uncharged,
     }
     # A snapshot: the attempts are not read again once the record is queued.
-    health = health_samples(attempts=attempts, output_tokens=output_tokens)
+    health = health_samples(attempts=attempts, output_tokens=output_tokens, caller=str(billing.user.pk))
     return CallRecord(usage=usage, health=health)
 
 
@@ -292,7 +292,7 @@ async def calls_drain(*, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     unfinished: set[asyncio.Future] = set()
     running = [task for task in _call_tasks if not task.done()]
-    logger.warning(
+    logger.info(
         "shutdown: %s calls running, %s streams open, %s settles under way",
         len(running),
         len(_open_streams),

@@ -17,6 +17,11 @@ call at a time is let through (claimed with an atomic add that expires), until
 `circuit_states()` before it plans a call, so a dead provider costs one timeout per
 cooldown, not one per request.
 
+One caller cannot take a provider away from the others: a run of failures marks it down
+only once they came from at least `CIRCUIT_MIN_CALLERS` different callers (each probe counts
+as a caller of its own), since one caller's own requests (huge prompts, slow tools) can
+fail again and again while the provider serves everyone else.
+
 The monitor is advisory: a storage failure is logged and read as "no data"
 (healthy), never raised into the caller's request.
 """
@@ -49,10 +54,17 @@ if ok == 1 then
   if redis.call('HGET', k, 'down') == '1' and oks >= tonumber(ARGV[3]) then
     redis.call('HSET', k, 'down', 0, 'up_at', ARGV[5])
   end
+  redis.call('HDEL', k, 'fail_callers', 'ncallers')
 else
   redis.call('HSET', k, 'oks', 0, 'last_error', ARGV[4], 'last_error_at', ARGV[5])
   local fails = redis.call('HINCRBY', k, 'fails', 1)
-  if fails >= tonumber(ARGV[2]) then
+  local callers = redis.call('HGET', k, 'fail_callers') or ','
+  local ncallers = tonumber(redis.call('HGET', k, 'ncallers') or '0')
+  if ncallers < tonumber(ARGV[9]) and not string.find(callers, ',' .. ARGV[8] .. ',', 1, true) then
+    redis.call('HSET', k, 'fail_callers', callers .. ARGV[8] .. ',')
+    ncallers = redis.call('HINCRBY', k, 'ncallers', 1)
+  end
+  if fails >= tonumber(ARGV[2]) and ncallers >= tonumber(ARGV[9]) then
     redis.call('HSET', k, 'down', 1)
   end
 end
@@ -73,18 +85,25 @@ def _next_state(
     probe: bool,
     down_after: int,
     up_after: int,
+    caller: str = "",
+    min_callers: int = 1,
 ) -> dict:
     """The same transition as `_STATE_LUA`, for the cache store."""
     state = dict(state)
     if ok:
         state["fails"] = 0
         state["oks"] = int(state.get("oks", 0)) + 1
+        state.pop("fail_callers", None)
         if state.get("down") and state["oks"] >= up_after:
             state.update(down=False, up_at=ts)
     else:
         state.update(oks=0, last_error=error_class, last_error_at=ts)
         state["fails"] = int(state.get("fails", 0)) + 1
-        if state["fails"] >= down_after:
+        callers = set(state.get("fail_callers") or ())
+        if len(callers) < min_callers:
+            callers.add(caller)
+        state["fail_callers"] = sorted(callers)
+        if state["fails"] >= down_after and len(callers) >= min_callers:
             state["down"] = True
     if probe:
         state.update(last_probe_at=ts, probe_ok=ok)
@@ -113,6 +132,8 @@ class _CacheStore:
         down_after,
         up_after,
         trial_keys,
+        caller="",
+        min_callers=1,
     ) -> None:
         for key in sample_keys:
             samples = cache.get(key) or []
@@ -127,6 +148,8 @@ class _CacheStore:
                 probe=probe,
                 down_after=down_after,
                 up_after=up_after,
+                caller=caller,
+                min_callers=min_callers,
             )
             cache.set(key, state, ttl)
         # A finished call ends the provider's half-open trial, whichever way it went.
@@ -197,6 +220,8 @@ class _RedisStore:
         down_after,
         up_after,
         trial_keys,
+        caller="",
+        min_callers=1,
     ) -> None:
         payload = json.dumps(sample, separators=(",", ":"))
         pipe = self.client.pipeline(transaction=False)
@@ -215,6 +240,8 @@ class _RedisStore:
                     ts,
                     ttl,
                     1 if probe else 0,
+                    caller.replace(",", "") or "-",
+                    min_callers,
                 ],
                 client=pipe,
             )
@@ -289,6 +316,7 @@ class ProviderHealthMonitor:
         self.window_size = settings.HEALTH_WINDOW_SIZE
         self.down_after = settings.HEALTH_DOWN_AFTER
         self.up_after = settings.HEALTH_UP_AFTER
+        self.min_callers = max(1, settings.CIRCUIT_MIN_CALLERS)
         self.min_samples = settings.HEALTH_MIN_SAMPLES
         self.cooldown = settings.CIRCUIT_COOLDOWN_SECONDS
         # A trial call may take as long as any upstream call may.
@@ -321,8 +349,10 @@ class ProviderHealthMonitor:
         output_tokens: int = 0,
         error_class: str = "",
         probe: bool = False,
+        caller: str = "",
     ) -> None:
-        """One attempt's outcome. Probes count toward up/down but never toward traffic rates."""
+        """One attempt's outcome. Probes count toward up/down but never toward traffic rates.
+        `caller` (the user a call was for) tells failures of several callers from one caller's."""
         ts = self.now()
         sample = [
             round(ts, 3),
@@ -358,6 +388,9 @@ class ProviderHealthMonitor:
                 down_after=self.down_after,
                 up_after=self.up_after,
                 trial_keys=[] if probe else [self._trial_key(provider)],
+                # Each probe is evidence of its own; a half-open trial's failure re-opens at once.
+                caller=f"probe:{ts}" if probe else (caller or "-"),
+                min_callers=self.min_callers,
             )
         except Exception as exc:  # advisory data: never fail the caller's request over it
             logger.warning("provider health write failed: %s", type(exc).__name__)

@@ -311,6 +311,9 @@ HEALTH_WINDOW_SIZE = env.int("HEALTH_WINDOW_SIZE", default=200)
 # Marked down after this many failures in a row, up again after this many successes (probes count).
 HEALTH_DOWN_AFTER = env.int("HEALTH_DOWN_AFTER", default=3)
 HEALTH_UP_AFTER = env.int("HEALTH_UP_AFTER", default=2)
+# Failures in a row mark a provider down only once this many different callers (a probe counts as
+# one) had them: one caller's own failing requests cannot open the circuit for everyone.
+CIRCUIT_MIN_CALLERS = env.int("CIRCUIT_MIN_CALLERS", default=2)
 # A success rate is only judged over at least this many real-traffic samples.
 HEALTH_MIN_SAMPLES = env.int("HEALTH_MIN_SAMPLES", default=5)
 HEALTH_KEY_PREFIX = env("HEALTH_KEY_PREFIX", default="ss:health")

@@ -25,6 +25,8 @@ os.environ.setdefault("CATALOG_CACHE_SECONDS", "0")
 os.environ.setdefault("GATEWAY_DEFER_RECORDS", "false")
 # Each run journals its own settles (the suite's live servers inherit the folder).
 os.environ.setdefault("SETTLE_JOURNAL_DIR", tempfile.mkdtemp(prefix="ss-settle-journal-"))
+# The breaker's mechanics are tested with one caller; the fairness tests set 2 (the default) themselves.
+os.environ.setdefault("CIRCUIT_MIN_CALLERS", "1")
 os.environ.setdefault("LOG_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test-logs"))
 
 from .settings import *  # noqa: F403

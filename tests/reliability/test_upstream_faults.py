@@ -371,3 +371,50 @@ async def test_a_half_open_provider_gets_its_trial_stream_and_a_second_caller_is
     assert (await health())["openrouter"]["circuit"] == "closed"  # HEALTH_UP_AFTER = 2 successes
     after = await money(funded)
     assert (after["usage_entries"], after["held"]) == (2, 0)
+
+
+def _keyed_client(raw_key: str):
+    from django.test import AsyncClient
+
+    client = AsyncClient()
+
+    async def post(path, data):
+        return await client.post(
+            path, data, content_type="application/json", headers={"Authorization": f"Bearer {raw_key}"}
+        )
+
+    return post
+
+
+async def test_one_callers_failures_do_not_open_the_circuit_for_everyone(
+    faulty, settings, funded, ahttp, other_user
+):
+    """Three timeouts of one caller's calls are that caller's trouble until another caller fails too:
+    only then (CIRCUIT_MIN_CALLERS = 2, the default) is OpenRouter taken out of everyone's route."""
+    from gateway.keys import api_key_create
+    from tests.gateway.conftest import grant
+
+    settings.CIRCUIT_MIN_CALLERS = 2
+    await sync_to_async(grant)(other_user, 100)
+    _, other_key = await sync_to_async(api_key_create)(user=other_user, name="other")
+    other = _keyed_client(other_key)
+    faulty.script("openrouter", "read_timeout")
+    faulty.script("openai", "ok")
+    for _ in range(3):
+        r = await ahttp.post("/api/llm/chat", {"model": "openai/gpt-4o", "messages": HELLO})
+        assert r.status_code == 200 and r.json()["provider"] == "openai"
+    rows = await health()
+    assert rows["openrouter"]["failures"] == 3 and rows["openrouter"]["circuit"] == "closed"
+
+    # The other caller still gets OpenRouter tried (it times out for them too) ...
+    r = await other("/api/llm/chat", {"model": "openai/gpt-4o", "messages": HELLO})
+    assert r.status_code == 200, r.content
+    first = r.json()["attempts"][0]
+    assert (first["provider"], first["status"]) == ("openrouter", "error")
+    assert faulty.count("openrouter") == 4
+    # ... and now that two callers saw it fail, the circuit is open for both.
+    assert (await health())["openrouter"]["circuit"] == "open"
+    for post in (ahttp.post, other):
+        r = await post("/api/llm/chat", {"model": "openai/gpt-4o", "messages": HELLO})
+        assert r.json()["attempts"][0]["status"] == "skipped"
+    assert faulty.count("openrouter") == 4
