@@ -8,6 +8,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from smartspec.errors import ModelNotFound
+
 from .client import get_available_models
 
 
@@ -51,9 +53,10 @@ class ModelListApi(APIView):
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField()
         object = serializers.CharField(default="model")
-        created = serializers.IntegerField(default=0)
+        created = serializers.IntegerField(help_text="Unix time the model was released or added")
         owned_by = serializers.CharField()
         name = serializers.CharField()
+        mode = serializers.CharField(help_text="chat or embedding")
         context_length = serializers.IntegerField()
         pricing = PricingSerializer()
 
@@ -66,6 +69,18 @@ class ModelListApi(APIView):
     def get(self, request):
         models = [{**m, "owned_by": m["id"].split("/", 1)[0]} for m in get_available_models()]
         return Response({"object": "list", "data": self.OutputSerializer(models, many=True).data})
+
+
+class ModelDetailApi(APIView):
+    """OpenAI's model object (`GET /v1/models/{id}`, ids contain "/") with its pricing."""
+
+    @extend_schema(responses={200: ModelListApi.OutputSerializer, 404: None})
+    def get(self, request, model_id: str):
+        found = next((m for m in get_available_models() if m["id"] == model_id), None)
+        if found is None:
+            raise ModelNotFound(f"Unknown model: {model_id[:200]}. GET /v1/models lists the models.")
+        model = {**found, "owned_by": found["id"].split("/", 1)[0]}
+        return Response(ModelListApi.OutputSerializer(model).data)
 
 
 class CatalogListApi(APIView):

@@ -48,6 +48,8 @@ class CatalogModel:
     internal_reasoning_price: Decimal | None = None
     request_price: Decimal = Decimal(0)  # per call
     image_price: Decimal = Decimal(0)  # per input image
+    mode: str = "chat"  # chat | embedding; "" for a local Ollama model, which may be either
+    created: int = 0  # Unix time the model was released or added (OpenAI's model `created`)
 
     @classmethod
     def from_entry(cls, entry: ModelCatalogEntry) -> CatalogModel:
@@ -65,6 +67,8 @@ class CatalogModel:
             internal_reasoning_price=_optional(entry.internal_reasoning_price),
             request_price=Decimal(entry.request_price or 0),
             image_price=Decimal(entry.image_price or 0),
+            mode=entry.mode,
+            created=int(entry.created_at.timestamp()) if entry.created_at else 0,
         )
 
     @property
@@ -112,6 +116,7 @@ class CatalogModel:
             completion_price=Decimal(0),
             providers={"ollama": name},
             zdr=True,
+            mode="",
         )
 
 
@@ -219,6 +224,25 @@ def _components(pricing: dict[str, Any]) -> dict[str, Decimal | None]:
     return found
 
 
+def _created(item: dict[str, Any], default):
+    """OpenRouter's `created` (Unix seconds) as a datetime; `default` when absent or nonsense."""
+    import datetime
+
+    value = item.get("created")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**33:
+        return datetime.datetime.fromtimestamp(value, tz=datetime.UTC)
+    return default
+
+
+def _mode(item: dict[str, Any]) -> str:
+    """OpenRouter lists embedding models with `architecture.output_modalities: ["embeddings"]`."""
+    architecture = item.get("architecture") if isinstance(item.get("architecture"), dict) else {}
+    outputs = architecture.get("output_modalities")
+    if isinstance(outputs, list) and "embeddings" in outputs:
+        return ModelCatalogEntry.Mode.EMBEDDING
+    return ModelCatalogEntry.Mode.CHAT
+
+
 @dataclass(slots=True)
 class SyncReport:
     created: int = 0
@@ -263,6 +287,8 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
                     completion_price=completion,
                     providers={OPENROUTER: item["id"]},
                     synced_at=now,
+                    mode=_mode(item),
+                    created_at=_created(item, now),
                     **components,
                 )
                 report.created += 1

@@ -67,6 +67,8 @@ PASSTHROUGH_PARAMS = (
     "user",
     "reasoning",
 )
+# Most inputs one embeddings call may carry (OpenAI's limit).
+MAX_EMBEDDING_INPUTS = 2048
 # Most choices (`n`) one call may ask for: each is priced at max_tokens in the hold.
 MAX_CHOICES = 16
 # Clients may never choose where we send their request (nor our keys).
@@ -92,6 +94,8 @@ class LLMRequest:
     stream: bool = False
     params: dict[str, Any] = field(default_factory=dict)  # further OpenAI parameters (tools, stop, ...)
     require_parameters: bool | None = None  # OpenRouter's provider.require_parameters
+    kind: str = "chat"  # or "embeddings": `input` instead of messages, priced per input token
+    input: Any = None  # embeddings: a string, strings or token arrays
     # The native API fills in DEFAULT_TEMPERATURE; the OpenAI-compatible faces send only what was set.
     sampling_defaults: bool = True
 
@@ -116,6 +120,7 @@ class LLMResponse:
     choices: list[dict[str, Any]] | None = None  # every choice, when there are several or logprobs
     dropped_params: list[str] = field(default_factory=list)  # advisory parameters the answerer lacked
     usage_details: dict[str, int] = field(default_factory=dict)  # cached / cache-write / reasoning counts
+    embeddings: list[list[float]] | None = None  # an embeddings call's vectors
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +171,64 @@ class PreparedChat:
         return self.plan.models.get(model_id)
 
 
+def embedding_input_validate(value: Any) -> list[Any]:
+    """`input` of an embeddings call: a string, a list of strings, a token array or a list of them."""
+    if isinstance(value, str) or (isinstance(value, list) and value and all(_is_token(t) for t in value)):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest(
+            "input must be a string, a list of strings or token arrays.", code="invalid_input"
+        )
+    if len(value) > MAX_EMBEDDING_INPUTS:
+        raise InvalidRequest(f"At most {MAX_EMBEDDING_INPUTS} inputs per call.", code="invalid_input")
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            if not item:
+                raise InvalidRequest(f"input[{index}] must not be empty.", code="invalid_input")
+        elif not (isinstance(item, list) and item and all(_is_token(t) for t in item)):
+            raise InvalidRequest(
+                f"input[{index}] must be a non-empty string or a non-empty array of token ids.",
+                code="invalid_input",
+            )
+    return value
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31
+
+
+def embedding_input_bound(inputs: list[Any]) -> int:
+    """A tokenizer-free upper bound of the input tokens: a string's bytes, a token array's length."""
+    return sum(len(item.encode()) if isinstance(item, str) else len(item) for item in inputs)
+
+
+def _embeddings_validate(request: LLMRequest) -> tuple[RouteOptions, ChatRequest, int]:
+    inputs = embedding_input_validate(request.input)
+    options = route_options_validate(
+        model=request.model,
+        fallback_models=request.fallback_models,
+        use_openrouter=request.use_openrouter,
+        sort=request.sort,
+        data_collection=request.data_collection,
+        zdr=request.zdr,
+        max_price=request.max_price,
+        require_parameters=request.require_parameters,
+    )
+    if options.model is None:
+        raise InvalidRequest("model is required for embeddings.", code="invalid_model")
+    params = {k: v for k, v in request.params.items() if v is not None}
+    dimensions = params.get("dimensions")
+    if dimensions is not None and (
+        isinstance(dimensions, bool) or not isinstance(dimensions, int) or not 1 <= dimensions <= 65536
+    ):
+        raise InvalidRequest("dimensions must be a positive integer.", code="invalid_dimensions")
+    chat = ChatRequest(model="", messages=[], max_tokens=0, params=params, kind="embeddings", input=inputs)
+    return options, chat, 0
+
+
 def request_validate(request: LLMRequest) -> tuple[RouteOptions, ChatRequest, int]:
+    if request.kind == "embeddings":
+        return _embeddings_validate(request)
     messages = messages_validate(request.messages)
     for name in FORBIDDEN_FIELDS:
         if name in request.params:
@@ -232,14 +294,21 @@ def chat_prepare_sync(request: LLMRequest, *, request_id: str | None = None) -> 
     # A window of 0 is unknown: then no model of the route caps the bound.
     windows = [plan.models[a.model].context_length for a in plan.runnable if a.model in plan.models]
     context = 0 if not windows or 0 in windows else max(windows)
+    if chat.kind == "embeddings":
+        bound = embedding_input_bound(chat.input)
+        # Estimates count 4 bytes a token; a token array is its own count.
+        prompt_bytes = sum(len(i.encode()) if isinstance(i, str) else 4 * len(i) for i in chat.input)
+    else:
+        bound = request_prompt_bound(messages=chat.messages, params=chat.params, context_length=context)
+        prompt_bytes = messages_bytes(chat.messages)
     return PreparedChat(
         request_id=request_id or uuid.uuid4().hex,
         options=options,
         plan=plan,
         chat=chat,
         max_tokens=max_tokens,
-        prompt_bytes=messages_bytes(chat.messages),
-        prompt_bound=request_prompt_bound(messages=chat.messages, params=chat.params, context_length=context),
+        prompt_bytes=prompt_bytes,
+        prompt_bound=bound,
     )
 
 
@@ -351,6 +420,7 @@ def response_build(
         choices=result.choices if result else None,
         dropped_params=list(winner.dropped) if winner is not None else [],
         usage_details=outcome.usage.details(),
+        embeddings=result.embeddings if result else None,
     )
 
 
@@ -439,6 +509,8 @@ def get_available_models() -> list[dict[str, Any]]:
         models.append(
             {
                 "id": model.id,
+                "created": model.created,
+                "mode": model.mode or "chat",
                 "name": model.display_name,
                 "context_length": model.context_length,
                 "pricing": model.pricing(),

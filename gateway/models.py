@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class ApiKey(models.Model):
@@ -63,6 +64,17 @@ class ModelCatalogEntry(models.Model):
     # OpenRouter's naming, `vendor/model`, is the one id clients use everywhere.
     id = models.CharField(primary_key=True, max_length=200, help_text="vendor/model, e.g. openai/gpt-4o")
     display_name = models.CharField(max_length=200, blank=True)
+
+    class Mode(models.TextChoices):
+        CHAT = "chat"
+        EMBEDDING = "embedding"
+
+    mode = models.CharField(
+        max_length=16,
+        choices=Mode.choices,
+        default=Mode.CHAT,
+        help_text="chat: chat completions and responses; embedding: /v1/embeddings (input tokens only).",
+    )
     context_length = models.PositiveIntegerField(default=0)
     # USD per token; 18 decimal places keep sub-nano prices of cheap models exact.
     prompt_price = models.DecimalField(max_digits=30, decimal_places=18, default=0)
@@ -112,6 +124,9 @@ class ModelCatalogEntry(models.Model):
     is_active = models.BooleanField(default=True)
     synced_at = models.DateTimeField(null=True, blank=True, help_text="Last price sync from OpenRouter.")
     updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(
+        default=timezone.now, help_text="When the model was released (OpenRouter's `created`) or added here."
+    )
 
     class Meta:
         ordering = ["id"]
@@ -150,3 +165,22 @@ class RoutingRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_type}/{self.budget_priority} -> {self.model_id}"
+
+
+class StoredResponse(models.Model):
+    """A `POST /v1/responses` answer kept for its owner (`store: true`), until it expires."""
+
+    id = models.CharField(primary_key=True, max_length=64, help_text="resp_ + 32 hex")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stored_responses"
+    )
+    body = models.JSONField(help_text="The response object as answered (money as decimal strings).")
+    messages = models.JSONField(help_text="The conversation so far, for previous_response_id.")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.id

@@ -653,3 +653,96 @@ def llm_response(response: LLMResponse) -> dict[str, Any]:
         "finish_reason": response.finish_reason,
         "usage_estimated": response.usage_estimated,
     }
+
+
+# --- Embeddings (`POST /v1/embeddings`) -------------------------------------------------------
+ENCODING_FORMATS = ("float", "base64")
+
+
+class EmbeddingsInput(serializers.Serializer):
+    """OpenAI's embeddings request plus the gateway's routing extensions."""
+
+    model = serializers.CharField(help_text="an embedding model id, e.g. openai/text-embedding-3-small")
+    input = serializers.JSONField(help_text="a string, a list of strings, a token array or a list of them")
+    dimensions = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    encoding_format = serializers.ChoiceField(choices=ENCODING_FORMATS, required=False, default="float")
+    user = serializers.CharField(required=False, allow_null=True)
+    fallback_models = serializers.ListField(
+        child=serializers.CharField(), required=False, allow_null=True, max_length=MAX_FALLBACK_MODELS
+    )
+    use_openrouter = serializers.BooleanField(required=False, default=True)
+    provider = ProviderPreferencesInput(required=False, allow_null=True)
+
+
+@dataclass(slots=True)
+class ParsedEmbeddings:
+    request: LLMRequest
+    encoding_format: str
+
+
+def embeddings_request(body: dict[str, Any]) -> ParsedEmbeddings:
+    for name in FORBIDDEN_FIELDS:
+        if name in body:
+            raise InvalidRequest(
+                f"{name} cannot be set by clients: the gateway chooses upstreams.", code="forbidden_field"
+            )
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("model is required: an embedding model id.", code="invalid_model")
+    if "input" not in body:
+        raise InvalidRequest("input is required.", code="invalid_input")
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ENCODING_FORMATS:
+        raise InvalidRequest("encoding_format must be float or base64.", code="invalid_encoding_format")
+    provider = body.get("provider") or {}
+    if not isinstance(provider, dict):
+        raise InvalidRequest("provider must be an object.")
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest("user must be a string.")
+    request = LLMRequest(
+        messages=[],
+        model=model,
+        fallback_models=body.get("fallback_models"),
+        sort=provider.get("sort"),
+        data_collection=provider.get("data_collection") or "allow",
+        zdr=provider.get("zdr"),
+        max_price=provider.get("max_price"),
+        require_parameters=provider.get("require_parameters"),
+        use_openrouter=body.get("use_openrouter", True),
+        params={"dimensions": body.get("dimensions"), "user": user},
+        kind="embeddings",
+        input=body["input"],
+        sampling_defaults=False,
+    )
+    return ParsedEmbeddings(request=request, encoding_format=encoding)
+
+
+def _base64_vector(vector: list[float]) -> str:
+    import base64
+    import struct
+
+    # OpenAI's base64 is the little-endian float32 array.
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+def embeddings_response(response: LLMResponse, *, encoding_format: str) -> dict[str, Any]:
+    vectors = response.embeddings or []
+    return {
+        "object": "list",
+        "data": [
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": _base64_vector(vector) if encoding_format == "base64" else vector,
+            }
+            for index, vector in enumerate(vectors)
+        ],
+        "model": response.model,
+        "provider": response.provider,
+        "usage": {
+            "prompt_tokens": response.usage["prompt_tokens"],
+            "total_tokens": response.usage["prompt_tokens"],
+            **money(response),
+        },
+    }

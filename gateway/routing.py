@@ -34,6 +34,7 @@ from .models import RoutingRule
 from .pricing import WorstPrices
 from .providers import direct_provider_for, provider_call, provider_configs
 from .providers.base import ChatRequest, ChatResult, ProviderConfig
+from .providers.embeddings import can_embed
 from .providers.params import params_fit
 
 logger = logging.getLogger(__name__)
@@ -275,6 +276,24 @@ def _matrix_model(task_type: str, budget_priority: str) -> str:
 
 
 PARAMS_REASON = "cannot honour"
+EMBEDDING = "embedding"
+
+
+def _modes_check(chain: list[str], models: dict[str, CatalogModel], kind: str) -> None:
+    """Embedding models answer /v1/embeddings only, chat models everything else."""
+    for model_id in chain:
+        mode = models[model_id].mode
+        if not mode:
+            continue  # a local Ollama model may be either
+        if kind == "embeddings" and mode != EMBEDDING:
+            raise InvalidRequest(
+                f"{model_id} is not an embedding model; GET /v1/models lists the embedding models.",
+                code="invalid_model",
+            )
+        if kind != "embeddings" and mode == EMBEDDING:
+            raise InvalidRequest(
+                f"{model_id} is an embedding model: use POST /v1/embeddings.", code="invalid_model"
+            )
 
 
 def _params_apply(attempts: list[Attempt], chat: ChatRequest) -> None:
@@ -282,6 +301,11 @@ def _params_apply(attempts: list[Attempt], chat: ChatRequest) -> None:
     it leaves out (gateway.providers.params has the table)."""
     for attempt in attempts:
         if attempt.status != "planned" or attempt.config is None:
+            continue
+        if chat.kind == "embeddings":
+            reason = can_embed(attempt.config, chat.input or [])
+            if reason:
+                attempt.status, attempt.reason = "skipped", reason
             continue
         fit = params_fit(
             attempt.config.wire, chat.params, max_tokens=chat.max_tokens, temperature=chat.temperature
@@ -330,6 +354,7 @@ def route_plan(*, options: RouteOptions, chat: ChatRequest | None = None) -> Rou
     unknown = [m for m in chain if m not in models]
     if unknown:
         raise ModelNotFound(f"Unknown model: {', '.join(unknown)}. GET /v1/models lists the models.")
+    _modes_check(chain, models, chat.kind if chat is not None else "chat")
 
     use_openrouter = options.use_openrouter and settings.USE_OPENROUTER and OPENROUTER in configs
     within_cap = [m for m in chain if not _over_cap(models[m], options.max_price)]

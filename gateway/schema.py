@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from .openai_format import ChatCompletionInput, LLMRequestInput, LLMResponseOutput
+from .openai_format import ChatCompletionInput, EmbeddingsInput, LLMRequestInput, LLMResponseOutput
 
 _ERROR = OpenApiResponse(description='`{"error": {"message", "type", "code"}}`')
 _ERRORS = {
@@ -72,6 +72,143 @@ class _LLMChatDoc(APIView):
         raise NotImplementedError
 
 
+_MONEY = {
+    "cost": serializers.FloatField(help_text="USD, a JSON number with the exact decimal digits"),
+    "credits": serializers.FloatField(
+        help_text="credits charged, a JSON number with the exact decimal digits"
+    ),
+}
+
+_ResponseCreate = inline_serializer(
+    "ResponseCreate",
+    {
+        "model": serializers.CharField(required=False, allow_null=True, help_text="vendor/model or auto"),
+        "input": serializers.JSONField(
+            help_text="a string, or items: message, function_call, function_call_output"
+        ),
+        "instructions": serializers.CharField(required=False, allow_null=True),
+        "tools": serializers.ListField(
+            child=serializers.DictField(), required=False, help_text="function tools"
+        ),
+        "tool_choice": serializers.JSONField(required=False),
+        "parallel_tool_calls": serializers.BooleanField(required=False, allow_null=True),
+        "max_output_tokens": serializers.IntegerField(required=False, allow_null=True, min_value=1),
+        "temperature": serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=2),
+        "top_p": serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1),
+        "reasoning": serializers.DictField(required=False, allow_null=True, help_text="{effort, summary}"),
+        "text": serializers.DictField(
+            required=False, allow_null=True, help_text="{format: {type, name, schema}}"
+        ),
+        "metadata": serializers.DictField(child=serializers.CharField(), required=False, allow_null=True),
+        "stream": serializers.BooleanField(required=False, default=False),
+        "store": serializers.BooleanField(required=False, default=True),
+        "previous_response_id": serializers.CharField(required=False, allow_null=True),
+        "user": serializers.CharField(required=False, allow_null=True),
+    },
+)
+_Response = inline_serializer(
+    "Response",
+    {
+        "id": serializers.CharField(),
+        "object": serializers.CharField(),
+        "created_at": serializers.IntegerField(),
+        "status": serializers.CharField(),
+        "model": serializers.CharField(),
+        "provider": serializers.CharField(),
+        "output": serializers.ListField(child=serializers.DictField()),
+        "usage": inline_serializer(
+            "ResponseUsage",
+            {
+                "input_tokens": serializers.IntegerField(),
+                "input_tokens_details": serializers.DictField(),
+                "output_tokens": serializers.IntegerField(),
+                "output_tokens_details": serializers.DictField(),
+                "total_tokens": serializers.IntegerField(),
+                **_MONEY,
+            },
+        ),
+    },
+)
+_Embeddings = inline_serializer(
+    "EmbeddingList",
+    {
+        "object": serializers.CharField(),
+        "data": serializers.ListField(child=serializers.DictField(), help_text="{object, index, embedding}"),
+        "model": serializers.CharField(),
+        "usage": inline_serializer(
+            "EmbeddingUsage",
+            {
+                "prompt_tokens": serializers.IntegerField(),
+                "total_tokens": serializers.IntegerField(),
+                **_MONEY,
+            },
+        ),
+    },
+)
+
+
+class _ResponsesDoc(APIView):
+    @extend_schema(
+        operation_id="responses_create",
+        summary="OpenAI Responses API (typed SSE events when `stream` is true)",
+        request=_ResponseCreate,
+        responses={200: _Response, **_ERRORS},
+        tags=["gateway"],
+    )
+    def post(self, request):  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+
+class _ResponseDetailDoc(APIView):
+    @extend_schema(
+        operation_id="responses_retrieve",
+        summary="A stored response of the caller",
+        responses={200: _Response, 401: _ERROR, 404: _ERROR},
+        tags=["gateway"],
+    )
+    def get(self, request, response_id):  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+    @extend_schema(
+        operation_id="responses_delete",
+        summary="Delete a stored response of the caller",
+        responses={
+            200: OpenApiResponse(description='{"id", "object": "response", "deleted": true}'),
+            401: _ERROR,
+            404: _ERROR,
+        },
+        tags=["gateway"],
+    )
+    def delete(self, request, response_id):  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+
+class _EmbeddingsDoc(APIView):
+    @extend_schema(
+        operation_id="embeddings_create",
+        summary="OpenAI embeddings (float or base64), billed like chat",
+        request=EmbeddingsInput,
+        responses={200: _Embeddings, **_ERRORS},
+        tags=["gateway"],
+    )
+    def post(self, request):  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+
+class _CompletionsDoc(APIView):
+    @extend_schema(
+        operation_id="completions_legacy",
+        summary="Legacy text completions: not served, a 400 naming /v1/chat/completions",
+        request=inline_serializer(
+            "LegacyCompletion", {"model": serializers.CharField(), "prompt": serializers.JSONField()}
+        ),
+        responses={400: _ERROR},
+        tags=["gateway"],
+    )
+    def post(self, request):  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+
 _building = ContextVar("gateway_schema_building", default=False)
 
 
@@ -96,5 +233,9 @@ def _chat_schema() -> dict:
         patterns=[
             path("v1/chat/completions", _ChatCompletionsDoc.as_view()),
             path("api/llm/chat", _LLMChatDoc.as_view()),
+            path("v1/responses", _ResponsesDoc.as_view()),
+            path("v1/responses/<str:response_id>", _ResponseDetailDoc.as_view()),
+            path("v1/embeddings", _EmbeddingsDoc.as_view()),
+            path("v1/completions", _CompletionsDoc.as_view()),
         ]
     ).get_schema(request=None, public=True)

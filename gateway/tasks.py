@@ -5,6 +5,7 @@ from dataclasses import asdict
 from celery import shared_task
 
 from .catalog import catalog_sync_from_openrouter
+from .responses import stored_responses_purge
 from .settle_journal import holds_expire_after_replay
 
 
@@ -18,3 +19,9 @@ def catalog_sync() -> dict:
 def holds_expire() -> dict:
     """Replay settles journaled during a database outage, then expire the holds nobody will settle."""
     return holds_expire_after_replay()
+
+
+@shared_task(name="gateway.responses_purge")
+def responses_purge() -> int:
+    """Delete stored responses past RESPONSES_RETENTION_DAYS."""
+    return stored_responses_purge()

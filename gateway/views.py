@@ -261,3 +261,35 @@ async def llm_chat(request: HttpRequest) -> HttpResponse:
         return JsonResponse(openai_format.llm_response(response))
     except APIError as exc:
         return error_response(exc)
+
+
+@csrf_exempt
+async def embeddings(request: HttpRequest) -> HttpResponse:
+    """OpenAI's embeddings, billed like chat: a hold for the input bound x price, settled at cost."""
+    if request.method != "POST":
+        return error_response(MethodNotAllowed())
+    try:
+        api_key = await _authenticate(request)
+        parsed = openai_format.embeddings_request(_json_body(request))
+        answer = await LLMGateway().invoke(
+            parsed.request,
+            api_key.user,
+            api_key_id=api_key.pk,
+            request_id=request.request_id,
+            limits=KeyLimits.from_api_key(api_key),
+        )
+        return openai_json(openai_format.embeddings_response(answer, encoding_format=parsed.encoding_format))
+    except APIError as exc:
+        return error_response(exc)
+
+
+@csrf_exempt
+async def legacy_completions(request: HttpRequest) -> HttpResponse:
+    """Legacy text completions: no route serves them; the error names the endpoint that does."""
+    return error_response(
+        InvalidRequest(
+            "The legacy completions API (POST /v1/completions) is not served: send the prompt as a user "
+            "message to POST /v1/chat/completions (or use POST /v1/responses).",
+            code="unsupported_endpoint",
+        )
+    )

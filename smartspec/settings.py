@@ -303,6 +303,9 @@ CELERY_BEAT_SCHEDULE["gateway-catalog-sync"] = {
     "task": "gateway.catalog_sync",
     "schedule": env.int("CATALOG_SYNC_SECONDS", default=6 * 3600),
 }
+# Responses API: how long a `store: true` response is kept for `previous_response_id` / GET.
+RESPONSES_RETENTION_DAYS = env.int("RESPONSES_RETENTION_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["gateway-responses-purge"] = {"task": "gateway.responses_purge", "schedule": 3600}
 
 # --- Monitoring (provider health) -------------------------------------------
 # Rolling window of attempts per provider/model: the last N samples no older than this.

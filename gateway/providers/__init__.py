@@ -29,7 +29,7 @@ from django.conf import settings
 from django.test.signals import setting_changed
 
 from gateway import transport
-from gateway.providers import anthropic, demo, gemini, openai_compat
+from gateway.providers import anthropic, demo, embeddings, gemini, openai_compat
 from gateway.providers._common import tag
 from gateway.providers.base import (
     WIRE_ANTHROPIC,
@@ -180,6 +180,8 @@ def _adapter(config: ProviderConfig) -> Adapter | LocalAdapter:
 
 async def provider_call(config: ProviderConfig, request: ChatRequest) -> ChatResult:
     """One non-streamed attempt; raises `UpstreamError` on any failure."""
+    if request.kind == "embeddings":
+        return await _provider_embed(config, request)
     adapter = _adapter(config)
     request = dataclasses.replace(request, stream=False)
     if isinstance(adapter, LocalAdapter):
@@ -200,6 +202,42 @@ async def provider_call(config: ProviderConfig, request: ChatRequest) -> ChatRes
             response.status,
         )
     return adapter.parse_response(response.body, config)
+
+
+async def _provider_embed(config: ProviderConfig, request: ChatRequest) -> ChatResult:
+    """One embeddings attempt, its vectors on a `ChatResult` (usage: input tokens only)."""
+    ask = embeddings.EmbeddingsRequest(
+        model=request.model,
+        input=list(request.input or []),
+        dimensions=request.params.get("dimensions"),
+        user=request.params.get("user"),
+        provider=request.extra_body.get("provider"),
+    )
+    if config.wire == WIRE_DEMO:
+        result = embeddings.demo_embed(ask, config)
+    else:
+        response = await transport.send(
+            embeddings.build_request(ask, config),
+            provider=config.name,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+        )
+        if response.status >= 400:
+            raise _adapter(config).map_error(response.status, response.body, response.headers, config)
+        if response.status != 200:
+            raise tag(
+                UpstreamError(f"{config.name} answered with an unexpected status (HTTP {response.status})."),
+                config.name,
+                response.status,
+            )
+        result = embeddings.parse_response(response.body, config, count=len(ask.input))
+    return ChatResult(
+        content="",
+        model=result.model,
+        provider=result.provider,
+        usage=result.usage,
+        embeddings=result.vectors,
+    )
 
 
 async def provider_stream(config: ProviderConfig, request: ChatRequest) -> AsyncIterator[StreamDelta]:

@@ -55,6 +55,9 @@ class ChatRequest:
     params: dict[str, Any] = field(default_factory=dict)
     # Wire-specific additions, e.g. OpenRouter's `provider` object and `models` array.
     extra_body: dict[str, Any] = field(default_factory=dict)
+    # What is asked: "chat" (messages -> an answer) or "embeddings" (`input` -> one vector each).
+    kind: str = "chat"
+    input: list[Any] | None = None  # embeddings: strings or token arrays
 
 
 @dataclass(slots=True)
@@ -94,6 +97,7 @@ class ChatResult:
     # Every choice OpenAI-shaped ({index, message, finish_reason, logprobs}) when the upstream gave
     # more than the first message says: several (`n`), or logprobs.
     choices: list[dict[str, Any]] | None = None
+    embeddings: list[list[float]] | None = None  # an embeddings call's vectors, one per input
 
     @property
     def all_text(self) -> str:

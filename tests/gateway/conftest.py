@@ -260,6 +260,7 @@ def catalog(db):
     from django.apps import apps
 
     importlib.import_module("gateway.migrations.0003_seed_catalog_routing").seed(apps, None)
+    importlib.import_module("gateway.migrations.0006_embeddings_and_stored_responses").seed(apps, None)
     importlib.import_module("gateway.migrations.0005_catalog_price_components").seed(apps, None)
 
 
@@ -334,3 +335,21 @@ def _close_worker_thread_connections(request):
         from django.db import connections
 
         SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
+@pytest.fixture
+def live_gateway():
+    """The project's ASGI app served by uvicorn on 127.0.0.1 (in a thread: the mocked network applies)."""
+    from smartspec.asgi import application
+    from tests.gateway.test_openai_sdk import ServerThread
+
+    with ServerThread(application) as url:
+        yield url
+
+
+@pytest.fixture
+def sdk(live_gateway, api_key):
+    """The official `openai` SDK, unmodified, pointed at the live gateway with the user's key."""
+    import openai
+
+    return openai.OpenAI(base_url=f"{live_gateway}/v1", api_key=api_key, max_retries=0, timeout=20)

@@ -65,19 +65,6 @@ class ServerThread:
         self.thread.join(timeout=10)
 
 
-@pytest.fixture
-def live_gateway():
-    from smartspec.asgi import application
-
-    with ServerThread(application) as url:
-        yield url
-
-
-@pytest.fixture
-def sdk(live_gateway, api_key):
-    return openai.OpenAI(base_url=f"{live_gateway}/v1", api_key=api_key, max_retries=0, timeout=20)
-
-
 def test_sdk_chat_completion(providers, funded_user, sdk):
     providers.on(
         OPENROUTER_HOST, lambda req, body: json_response(200, openrouter_completion(cost="0.000125"))

@@ -7,6 +7,7 @@ still balances with no hold left open. The budget is bounded (FUZZ_MAX_EXAMPLES 
 """
 
 import os
+import re
 
 import pytest
 import schemathesis
@@ -78,7 +79,10 @@ def test_every_operation_is_fuzzed():
     """The schema lists every API route we serve, so a new endpoint is fuzzed without editing this file."""
     from django.urls import get_resolver
 
-    routes = {"/" + route for route in _routes(get_resolver().url_patterns)}
+    # `<path:model_id>` in a route is `{model_id}` in the schema.
+    routes = {
+        re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", "/" + route) for route in _routes(get_resolver().url_patterns)
+    }
     api_routes = {r for r in routes if r.startswith(("/api/", "/v1/"))}
     documented = {op.path for op in OPERATIONS} | {"/api/schema/", "/api/docs/"}
     assert api_routes - documented == set()
@@ -93,8 +97,19 @@ def _routes(patterns, prefix=""):
             yield prefix + str(pattern.pattern)
 
 
-CHAT = {"POST /v1/chat/completions", "POST /api/llm/chat"}
+CHAT = {"POST /v1/chat/completions", "POST /api/llm/chat", "POST /v1/responses", "POST /v1/embeddings"}
 RUNS = [(op, "demo") for op in OPERATIONS] + [(op, "paid") for op in OPERATIONS if op.label in CHAT]
+
+
+def _paid_answer(req, body):
+    if req.url.path.endswith("/embeddings"):
+        count = len(body.get("input") or [])
+        data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2]} for i in range(count)]
+        usage = {"prompt_tokens": 1, "total_tokens": 1}
+        return json_response(
+            200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
+        )
+    return json_response(200, openrouter_completion())
 
 
 @pytest.mark.parametrize("operation, upstream", RUNS, ids=[f"{op.label} [{up}]" for op, up in RUNS])
@@ -108,7 +123,7 @@ def test_api_never_fails_on_any_input_and_moves_no_money_when_it_refuses(
     else:
         # Paid models through a mocked OpenRouter: valid calls are charged, refused ones must not be.
         network = request.getfixturevalue("providers")
-        network.on(OPENROUTER_HOST, lambda req, body: json_response(200, openrouter_completion()))
+        network.on(OPENROUTER_HOST, _paid_answer)
 
     user = fuzz_caller["user"]
     # Valid and invalid requests alike (schemathesis' positive and negative generation).
