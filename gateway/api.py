@@ -74,7 +74,7 @@ class ModelListApi(APIView):
 class ModelDetailApi(APIView):
     """OpenAI's model object (`GET /v1/models/{id}`, ids contain "/") with its pricing."""
 
-    @extend_schema(responses={200: ModelListApi.OutputSerializer, 404: None})
+    @extend_schema(operation_id="model_retrieve", responses={200: ModelListApi.OutputSerializer, 404: None})
     def get(self, request, model_id: str):
         found = next((m for m in get_available_models() if m["id"] == model_id), None)
         if found is None:
