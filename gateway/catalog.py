@@ -320,8 +320,9 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
     return report
 
 
-async def openrouter_models_fetch() -> dict[str, Any]:
-    """OpenRouter's public model list (`GET /models`), through the shared transport."""
+async def openrouter_models_fetch(*, path: str = "/models") -> dict[str, Any]:
+    """OpenRouter's public model list (`GET /models`, or `/embeddings/models`), through the shared
+    transport."""
     from django.conf import settings
 
     from . import transport
@@ -329,7 +330,7 @@ async def openrouter_models_fetch() -> dict[str, Any]:
 
     upstream = UpstreamRequest(
         method="GET",
-        url=f"{settings.OPENROUTER_BASE_URL.rstrip('/')}/models",
+        url=f"{settings.OPENROUTER_BASE_URL.rstrip('/')}{path}",
         headers={"accept": "application/json"},
     )
     response = await transport.send(
@@ -339,11 +340,24 @@ async def openrouter_models_fetch() -> dict[str, Any]:
         read_timeout=settings.UPSTREAM_READ_TIMEOUT,
     )
     if response.status != 200:
-        raise ValueError(f"OpenRouter /models answered HTTP {response.status}")
+        raise ValueError(f"OpenRouter {path} answered HTTP {response.status}")
     try:
         return json.loads(response.body, parse_float=Decimal)
     except ValueError:
-        raise ValueError("OpenRouter /models answered with a body that is not JSON") from None
+        raise ValueError(f"OpenRouter {path} answered with a body that is not JSON") from None
+
+
+def with_embedding_models(payload: dict[str, Any], embeddings: dict[str, Any]) -> dict[str, Any]:
+    """OpenRouter's chat model list plus its embedding models (`GET /embeddings/models`), each of those
+    marked as an embedding model, so the sync prices them and never takes them for gone."""
+    listed = {item.get("id") for item in payload.get("data") or [] if isinstance(item, dict)}
+    extra = []
+    for item in embeddings.get("data") or [] if isinstance(embeddings, dict) else []:
+        if isinstance(item, dict) and item.get("id") not in listed:
+            architecture = item.get("architecture") if isinstance(item.get("architecture"), dict) else {}
+            extra.append({**item, "architecture": {**architecture, "output_modalities": ["embeddings"]}})
+    data = payload.get("data")
+    return {**payload, "data": [*data, *extra]} if isinstance(data, list) else payload
 
 
 def catalog_sync_from_openrouter() -> SyncReport:
@@ -354,7 +368,13 @@ def catalog_sync_from_openrouter() -> SyncReport:
 
     async def fetch() -> dict[str, Any]:
         try:
-            return await openrouter_models_fetch()
+            payload = await openrouter_models_fetch()
+            try:
+                embeddings = await openrouter_models_fetch(path="/embeddings/models")
+            except Exception as exc:  # the chat list alone still refreshes every chat price
+                logger.warning("OpenRouter embedding models not fetched: %s", type(exc).__name__)
+                embeddings = {}
+            return with_embedding_models(payload, embeddings)
         finally:
             # This loop lives for one sync only; do not leave its pooled client behind.
             await transport.transport_close()

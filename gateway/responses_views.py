@@ -21,7 +21,7 @@ from .limits import KeyLimits
 from .openai_format import json_body, now, number
 from .responses import stored_response_create, stored_response_delete, stored_response_get
 from .service import GatewayStream, LLMGateway
-from .views import _authenticate, _json_body, _sse_response, openai_json
+from .views import _caller, _json_body, _sse_response, openai_json
 
 
 def _typed_sse(event: dict[str, Any]) -> bytes:
@@ -81,8 +81,7 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return error_response(MethodNotAllowed())
     try:
-        api_key = await _authenticate(request)
-        user = api_key.user
+        user, api_key = await _caller(request)
         body = _json_body(request)
         history = None
         previous = body.get("previous_response_id")
@@ -91,9 +90,9 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
             history = stored.messages
         parsed = responses_format.response_request(body, history=history)
         ids = {
-            "api_key_id": api_key.pk,
+            "api_key_id": api_key.pk if api_key else None,
             "request_id": request.request_id,
-            "limits": KeyLimits.from_api_key(api_key),
+            "limits": KeyLimits.from_api_key(api_key) if api_key else None,
         }
         response_id, created = responses_format.new_id("resp"), now()
         gateway = LLMGateway()
@@ -129,11 +128,11 @@ async def response_detail(request: HttpRequest, response_id: str) -> HttpRespons
     if request.method not in ("GET", "DELETE"):
         return error_response(MethodNotAllowed())
     try:
-        api_key = await _authenticate(request)
+        user, _ = await _caller(request)
         if request.method == "DELETE":
-            await run_db_step(stored_response_delete)(user=api_key.user, response_id=response_id)
+            await run_db_step(stored_response_delete)(user=user, response_id=response_id)
             return openai_json({"id": response_id, "object": "response", "deleted": True})
-        stored = await run_db_step(stored_response_get)(user=api_key.user, response_id=response_id)
+        stored = await run_db_step(stored_response_get)(user=user, response_id=response_id)
         return openai_json(_rendered(stored.body))
     except APIError as exc:
         return error_response(exc)

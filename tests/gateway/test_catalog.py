@@ -86,7 +86,10 @@ def test_sync_task_refreshes_prices_adds_models_and_skips_nonsense(network, sett
     report = catalog_sync.delay().get(timeout=10)
 
     assert report == {"created": 1, "updated": 1, "skipped": 2}
-    assert [str(r.url) for r in network.requests] == ["https://openrouter.ai/api/v1/models"]
+    assert [str(r.url) for r in network.requests] == [
+        "https://openrouter.ai/api/v1/models",
+        "https://openrouter.ai/api/v1/embeddings/models",  # its embedding models, listed apart
+    ]
     gpt4o = ModelCatalogEntry.objects.get(id="openai/gpt-4o")
     assert (gpt4o.prompt_price, gpt4o.completion_price) == (Decimal("0.000003"), Decimal("0.000012"))
     assert gpt4o.providers["openai"] == "gpt-4o" and gpt4o.is_active is False and gpt4o.zdr is True
@@ -211,3 +214,32 @@ def test_sync_fills_every_price_component_from_openrouter_pricing(network):
     o4 = ModelCatalogEntry.objects.get(id="openai/o4-mini")
     assert (o4.internal_reasoning_price, o4.request_price) == (Decimal("0.0000088"), Decimal("0.0001"))
     assert o4.input_cache_write_price is None
+
+
+def test_sync_adds_openrouter_embedding_models_as_embedding_models(network, catalog):
+    from gateway.catalog import catalog_sync_from_openrouter
+    from gateway.models import ModelCatalogEntry
+
+    chat = {"data": [{"id": "openai/gpt-4o", "pricing": {"prompt": "0.0000025", "completion": "0.00001"}}]}
+    embeddings = {
+        "data": [
+            {
+                "id": "qwen/qwen3-embedding-8b",
+                "name": "Qwen: Qwen3 Embedding 8B",
+                "created": 1_760_000_000,
+                "context_length": 32000,
+                "pricing": {"prompt": "0.00000001", "completion": "0"},
+            }
+        ]
+    }
+
+    def answer(req, body):
+        return httpx.Response(200, json=embeddings if req.url.path.endswith("/embeddings/models") else chat)
+
+    network.on(OPENROUTER_HOST, answer)
+    catalog_sync_from_openrouter()
+
+    qwen = ModelCatalogEntry.objects.get(id="qwen/qwen3-embedding-8b")
+    assert qwen.mode == "embedding" and qwen.prompt_price == Decimal("0.00000001")
+    assert int(qwen.created_at.timestamp()) == 1_760_000_000
+    assert [r.url.path for r in network.requests] == ["/api/v1/models", "/api/v1/embeddings/models"]

@@ -20,7 +20,10 @@ pytestmark = pytest.mark.django_db
 OBJECT_IDS = {
     "record_id": lambda b: b["usage"].pk,
     "key_id": lambda b: b["key"].pk,
+    "response_id": lambda b: b["response_id"],
 }
+# Parameters that name public catalog entries, not anyone's objects (every caller may read them).
+PUBLIC_IDS = {"model_id"}
 # Staff-only trees, swept by the staff tests instead (every non-staff request is sent to log in).
 STAFF_PREFIXES = ("admin/",)
 
@@ -39,7 +42,7 @@ def routes_with_ids():
         if route.startswith(STAFF_PREFIXES):
             continue
         converters = getattr(pattern.pattern, "converters", {})
-        if converters:
+        if converters and not set(converters) <= PUBLIC_IDS:
             found.append((route, sorted(converters)))
     return found
 
@@ -56,14 +59,29 @@ def victim(django_user_model, demo_only):
         content_type="application/json",
     )
     assert r.status_code == 200, r.content
+    stored = Client(HTTP_AUTHORIZATION=f"Bearer {raw}").post(
+        "/v1/responses",
+        {"input": "bob's secret question", "model": "openai/gpt-4o"},
+        content_type="application/json",
+    )
+    assert stored.status_code == 200, stored.content
     from monitoring.models import UsageRecord
 
-    return {"user": b, "key": key, "raw": raw, "usage": UsageRecord.objects.get(user=b)}
+    return {
+        "user": b,
+        "key": key,
+        "raw": raw,
+        "usage": UsageRecord.objects.filter(user=b).first(),
+        "response_id": stored.json()["id"],
+    }
 
 
 def _snapshot(b):
+    from gateway.models import StoredResponse
+
     key = ApiKey.objects.get(pk=b["key"].pk)
     return (
+        StoredResponse.objects.filter(id=b["response_id"], user=b["user"]).exists(),
         balance_get(user=b["user"]),
         key.revoked_at,
         key.name,
@@ -90,8 +108,9 @@ def test_user_a_cannot_read_or_change_user_b_objects_through_any_id_url(user, ap
     for route, names in routes_with_ids():
         path = "/" + route
         for name in names:
-            path = path.replace(f"<int:{name}>", str(OBJECT_IDS[name](victim)))
-        for method in ("get", "post"):
+            for converter in ("int", "str"):
+                path = path.replace(f"<{converter}:{name}>", str(OBJECT_IDS[name](victim)))
+        for method in ("get", "post", "delete"):
             form = {"requests_per_minute": "1", "name": "pwned", "credits_per_day_credits": "0"}
             as_session = getattr(session, method)(path, form if method == "post" else None)
             # 405 is the answer for a method the URL never takes (before any object is looked up).
@@ -116,7 +135,7 @@ def test_usage_api_refuses_another_users_id_and_lists_only_the_callers_data(user
     mine = keyed.get("/api/monitoring/usage").json()
     assert mine["overview"]["requests"] == 0
     theirs = Client(HTTP_AUTHORIZATION=f"Bearer {victim['raw']}").get("/api/monitoring/usage").json()
-    assert theirs["overview"]["requests"] == 1
+    assert theirs["overview"]["requests"] == 2  # the chat call and the stored response
 
 
 def test_balance_transactions_and_keys_are_only_ever_the_callers(user, api_key, victim):
