@@ -5,11 +5,18 @@ Selectors read it for routing and the model lists; `catalog_sync_apply` folds Op
 
 Every call reads its route's models, so they are served from the shared cache for
 `CATALOG_CACHE_SECONDS`; the sync and staff edits in admin drop what they change (`catalog_cache_clear`).
+
+Lifecycle: a model is `active`, `deprecated` (still served until its `shutdown_date`) or `retired` (no
+longer served; a deprecated model past its shutdown date counts as retired). Retired models stay in the
+catalog, since usage rows and receipts name them; `successor` names what replaces one. Only callable
+models (staff-enabled and not retired) are listed; `catalog_model_callable` answers a lookup of a retired
+one with `ModelRetired` naming the successor.
 """
 
 from __future__ import annotations
 
 import contextvars
+import datetime
 import json
 import logging
 from dataclasses import dataclass, field
@@ -21,6 +28,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from smartspec.errors import ModelNotFound, ModelRetired
+
 from .models import ModelCatalogEntry
 
 logger = logging.getLogger(__name__)
@@ -28,6 +37,13 @@ logger = logging.getLogger(__name__)
 OPENROUTER = "openrouter"
 # `ollama/<name>` ids are local models: not in OpenRouter's list, free, served by Ollama only.
 OLLAMA_PREFIX = "ollama/"
+ACTIVE, DEPRECATED, RETIRED = (
+    ModelCatalogEntry.Status.ACTIVE.value,
+    ModelCatalogEntry.Status.DEPRECATED.value,
+    ModelCatalogEntry.Status.RETIRED.value,
+)
+# Successor links are staff data: a loop or a very long chain must not hang routing.
+MAX_SUCCESSOR_STEPS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +66,9 @@ class CatalogModel:
     image_price: Decimal = Decimal(0)  # per input image
     mode: str = "chat"  # chat | embedding; "" for a local Ollama model, which may be either
     created: int = 0  # Unix time the model was released or added (OpenAI's model `created`)
+    status: str = ACTIVE
+    shutdown_date: datetime.date | None = None
+    successor: str | None = None  # catalog id of the model that replaces this one
 
     @classmethod
     def from_entry(cls, entry: ModelCatalogEntry) -> CatalogModel:
@@ -69,6 +88,9 @@ class CatalogModel:
             image_price=Decimal(entry.image_price or 0),
             mode=entry.mode,
             created=int(entry.created_at.timestamp()) if entry.created_at else 0,
+            status=entry.status,
+            shutdown_date=entry.shutdown_date,
+            successor=entry.successor_id,
         )
 
     @property
@@ -105,6 +127,15 @@ class CatalogModel:
             "image": self.image_price,
         }
 
+    @property
+    def lifecycle(self) -> str:
+        """The status as of today: a deprecated model past its shutdown date is retired."""
+        return lifecycle_status(self.status, self.shutdown_date)
+
+    @property
+    def retired(self) -> bool:
+        return self.lifecycle == RETIRED
+
     @classmethod
     def local_ollama(cls, model_id: str) -> CatalogModel:
         name = model_id[len(OLLAMA_PREFIX) :]
@@ -124,9 +155,19 @@ def _optional(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+def lifecycle_status(
+    status: str, shutdown_date: datetime.date | None, today: datetime.date | None = None
+) -> str:
+    """`status` as of `today` (default: today, UTC): deprecated past its shutdown date means retired."""
+    today = today or timezone.now().date()
+    if status == DEPRECATED and shutdown_date is not None and shutdown_date <= today:
+        return RETIRED
+    return status
+
+
 def _cache_key(model_id: str) -> str:
     # Versioned with CatalogModel's fields: an older process's cached entries are never read back.
-    return f"catalog:v2:{model_id}"
+    return f"catalog:v4:{model_id}"
 
 
 def catalog_cache_clear(*, model_ids: list[str]) -> None:
@@ -184,10 +225,75 @@ def catalog_models_get(*, model_ids: list[str]) -> dict[str, CatalogModel]:
 
 
 def catalog_list(*, active_only: bool = True) -> list[CatalogModel]:
+    """Catalog models; `active_only` keeps the staff-enabled ones (retired ones included: see
+    `catalog_callable`)."""
     entries = ModelCatalogEntry.objects.all()
     if active_only:
         entries = entries.filter(is_active=True)
     return [CatalogModel.from_entry(entry) for entry in entries]
+
+
+def catalog_callable() -> list[CatalogModel]:
+    """The models that can be called now: staff-enabled and not retired (what the model lists show)."""
+    entries = ModelCatalogEntry.objects.filter(is_active=True).exclude(status=RETIRED)
+    return [model for model in map(CatalogModel.from_entry, entries) if not model.retired]
+
+
+def catalog_successor_chain(model: CatalogModel) -> list[CatalogModel]:
+    """The successors of a retired `model`, in order, up to the first callable one (empty when the
+    chain ends without one: no successor, a loop, or a successor staff switched off)."""
+    chain: list[CatalogModel] = []
+    seen = {model.id}
+    current = model
+    while current.successor and current.successor not in seen and len(chain) < MAX_SUCCESSOR_STEPS:
+        successor = catalog_models_get(model_ids=[current.successor]).get(current.successor)
+        if successor is None:
+            return []
+        chain.append(successor)
+        if not successor.retired:
+            return chain
+        seen.add(successor.id)
+        current = successor
+    return []
+
+
+def catalog_retired_error(model: CatalogModel, *, explicit: bool = True) -> ModelRetired:
+    """The 404 for a retired model, naming the first callable successor when there is one."""
+    chain = catalog_successor_chain(model)
+    successor = chain[-1].id if chain else None
+    when = f" on {model.shutdown_date.isoformat()}" if model.shutdown_date else ""
+    if successor:
+        hint = f"; use its successor {successor}" + (
+            " (or list fallback_models to let the gateway choose)" if explicit else ""
+        )
+    else:
+        hint = "; GET /v1/models lists the models that can be called"
+    return ModelRetired(f"Model {model.id} was retired{when}{hint}.", model=model.id, successor=successor)
+
+
+def catalog_model_callable(*, model_id: str) -> CatalogModel:
+    """One model that can be called now: 404 `model_not_found` for an unknown or switched-off id,
+    404 `model_retired` (with its successor) for a retired one."""
+    model = catalog_models_get(model_ids=[model_id]).get(model_id)
+    if model is None:
+        raise ModelNotFound(f"Unknown model: {model_id}. GET /v1/models lists the models.")
+    if model.retired:
+        raise catalog_retired_error(model)
+    return model
+
+
+def catalog_review_flag(*, model_ids: list[str], note: str) -> int:
+    """Mark models for staff review (an upstream said it has no such model); returns how many were
+    newly flagged. Already-flagged entries keep their first note and time."""
+    ids = list(dict.fromkeys(m for m in model_ids if m))
+    if not ids:
+        return 0
+    flagged = ModelCatalogEntry.objects.filter(id__in=ids, review_flagged_at__isnull=True).update(
+        review_note=note[:300], review_flagged_at=timezone.now()
+    )
+    if flagged:
+        logger.warning("catalog: %s flagged for review: %s", ", ".join(ids), note)
+    return flagged
 
 
 def _usd_per_token(value: Any) -> Decimal | None:
@@ -248,20 +354,49 @@ class SyncReport:
     created: int = 0
     updated: int = 0
     skipped: int = 0
+    retired: int = 0  # no longer listed: marked retired (never deleted)
+    reactivated: int = 0  # retired, and listed again
+
+
+def _listed_date(value: Any) -> datetime.date | None:
+    """OpenRouter's `expiration_date` ("2026-01-14", or a timestamp starting with the date); None when
+    absent or unreadable."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return datetime.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _openrouter_id(entry: ModelCatalogEntry) -> str | None:
+    """The id OpenRouter lists this entry under; None for entries it does not serve (local, direct-only)."""
+    providers = entry.providers or {}
+    if OPENROUTER not in providers or entry.id.startswith(OLLAMA_PREFIX):
+        return None
+    return providers.get(OPENROUTER) or entry.id
 
 
 def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
     """Fold OpenRouter's `GET /models` body into the catalog.
 
     Prices and context length of known models are refreshed; models OpenRouter lists that we do not
-    know yet are added (served through OpenRouter). Staff choices (active flag, direct providers, ZDR)
-    are left alone. Entries with unusable prices (missing, negative, not a number) are skipped.
+    know yet are added (served through OpenRouter). Staff choices (active flag, direct providers, ZDR,
+    successor) are left alone. Entries with unusable prices (missing, negative, not a number) are skipped.
+
+    Lifecycle: a listed `expiration_date` makes the model deprecated with that shutdown date; a model
+    served through OpenRouter that the list no longer carries is marked retired (kept: usage rows and
+    receipts name it), and one listed again is active again. An empty list is refused rather than
+    retiring everything.
     """
     report = SyncReport()
     data = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(data, list):
         raise ValueError("OpenRouter /models answer has no `data` list")
+    if not data:
+        raise ValueError("OpenRouter /models listed no models; the catalog is left as it is")
     now = timezone.now()
+    listed = {item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), str)}
     with transaction.atomic():
         known = {entry.id: entry for entry in ModelCatalogEntry.objects.select_for_update()}
         for item in data:
@@ -277,6 +412,7 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
             context = item.get("context_length")
             context = context if isinstance(context, int) and context > 0 else 0
             components = _components(pricing)
+            expires = _listed_date(item.get("expiration_date"))
             entry = known.get(item["id"])
             if entry is None:
                 ModelCatalogEntry.objects.create(
@@ -286,6 +422,8 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
                     prompt_price=prompt,
                     completion_price=completion,
                     providers={OPENROUTER: item["id"]},
+                    status=DEPRECATED if expires else ACTIVE,
+                    shutdown_date=expires,
                     synced_at=now,
                     mode=_mode(item),
                     created_at=_created(item, now),
@@ -300,6 +438,12 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
                 entry.context_length = context
             if not entry.display_name and item.get("name"):
                 entry.display_name = str(item["name"])[:200]
+            if expires:
+                entry.status, entry.shutdown_date = DEPRECATED, expires
+            elif entry.status == RETIRED and _openrouter_id(entry) is not None:
+                # Listed again: callable again (a date staff recorded for a deprecation is dropped too).
+                entry.status, entry.shutdown_date = ACTIVE, None
+                report.reactivated += 1
             entry.save(
                 update_fields=[
                     "prompt_price",
@@ -307,15 +451,36 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
                     *components,
                     "context_length",
                     "display_name",
+                    "status",
+                    "shutdown_date",
                     "synced_at",
                     "updated_at",
                 ]
             )
             report.updated += 1
+        # Embedding models come from a second list; when it could not be read, none of them is gone.
+        embeddings_listed = any(isinstance(item, dict) and _mode(item) == "embedding" for item in data)
+        for entry in known.values():
+            openrouter_id = _openrouter_id(entry)
+            if openrouter_id is None or openrouter_id in listed or entry.id in listed:
+                continue
+            if entry.mode == "embedding" and not embeddings_listed:
+                continue
+            if entry.status != RETIRED:
+                entry.status = RETIRED
+                if entry.shutdown_date is None or entry.shutdown_date > now.date():
+                    entry.shutdown_date = now.date()
+                entry.save(update_fields=["status", "shutdown_date", "updated_at"])
+                report.retired += 1
     # Only known models can be cached (absent ones never are).
     catalog_cache_clear(model_ids=list(known))
     logger.info(
-        "catalog sync: %s created, %s updated, %s skipped", report.created, report.updated, report.skipped
+        "catalog sync: %s created, %s updated, %s skipped, %s retired, %s reactivated",
+        report.created,
+        report.updated,
+        report.skipped,
+        report.retired,
+        report.reactivated,
     )
     return report
 

@@ -22,7 +22,7 @@ from django.conf import settings
 from smartspec.errors import InvalidRequest
 
 from .aftercall import health_samples, health_samples_record
-from .catalog import CatalogModel, catalog_list, catalog_models_get
+from .catalog import CatalogModel, catalog_callable, catalog_models_get
 from .pricing import (
     CostLine,
     ResolvedUsage,
@@ -121,6 +121,8 @@ class LLMResponse:
     dropped_params: list[str] = field(default_factory=list)  # advisory parameters the answerer lacked
     usage_details: dict[str, int] = field(default_factory=dict)  # cached / cache-write / reasoning counts
     embeddings: list[list[float]] | None = None  # an embeddings call's vectors
+    # Why this model answered, e.g. "simple/balanced: google/gemini-flash-1.5 retired, successor ...".
+    routing_reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -421,6 +423,7 @@ def response_build(
         dropped_params=list(winner.dropped) if winner is not None else [],
         usage_details=outcome.usage.details(),
         embeddings=result.embeddings if result else None,
+        routing_reason=plan.reason,
     )
 
 
@@ -494,10 +497,11 @@ def get_unified_client() -> UnifiedLLMClient:
 
 
 def get_available_models() -> list[dict[str, Any]]:
-    """Active catalog models that some enabled provider can serve, with prices (USD per token)."""
+    """Callable catalog models (enabled, not retired) that some enabled provider can serve, with
+    prices (USD per token) and lifecycle."""
     configs = provider_configs()
     models = []
-    for model in catalog_list():
+    for model in catalog_callable():
         serving = [p for p in model_direct_providers(model) if p in configs]
         if OPENROUTER in model.providers and OPENROUTER in configs and settings.USE_OPENROUTER:
             serving.insert(0, OPENROUTER)
@@ -516,6 +520,9 @@ def get_available_models() -> list[dict[str, Any]]:
                 "pricing": model.pricing(),
                 "providers": serving,
                 "zdr": model.zdr,
+                "status": model.lifecycle,
+                "shutdown_date": model.shutdown_date,
+                "successor": model.successor,
             }
         )
     return models

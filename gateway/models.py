@@ -61,6 +61,11 @@ class ApiKey(models.Model):
 class ModelCatalogEntry(models.Model):
     """One model the gateway can route to, with its price and who serves it."""
 
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DEPRECATED = "deprecated"
+        RETIRED = "retired"
+
     # OpenRouter's naming, `vendor/model`, is the one id clients use everywhere.
     id = models.CharField(primary_key=True, max_length=200, help_text="vendor/model, e.g. openai/gpt-4o")
     display_name = models.CharField(max_length=200, blank=True)
@@ -121,7 +126,38 @@ class ModelCatalogEntry(models.Model):
         default=False,
         help_text="Can be served with zero data retention (through OpenRouter's ZDR endpoints).",
     )
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(
+        default=True, help_text="Staff switch: off takes the model out of routing."
+    )
+    # The upstream lifecycle (gateway.catalog): retired models are never deleted (usage rows and
+    # receipts name them); routing sends an automatic choice on one to its successor.
+    status = models.CharField(
+        max_length=16,
+        choices=Status.choices,
+        default=Status.ACTIVE,
+        help_text="active; deprecated (still served until its shutdown date); retired (no longer served).",
+    )
+    shutdown_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="When the upstream shuts the model down (announced for a deprecated model, past for a "
+        "retired one).",
+    )
+    successor = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="predecessors",
+        help_text="The model that replaces this one once it is retired.",
+    )
+    review_note = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Why staff should look at this model (an upstream said it does not serve it); clear it "
+        "once handled.",
+    )
+    review_flagged_at = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True, help_text="Last price sync from OpenRouter.")
     updated_at = models.DateTimeField(auto_now=True)
     created_at = models.DateTimeField(
@@ -156,6 +192,12 @@ class RoutingRule(models.Model):
     task_type = models.CharField(max_length=32, choices=TaskType.choices)
     budget_priority = models.CharField(max_length=16, choices=BudgetPriority.choices)
     model = models.ForeignKey(ModelCatalogEntry, on_delete=models.PROTECT, related_name="routing_rules")
+    origin = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The integration guide's original choice for this cell; the model is its current "
+        "successor.",
+    )
 
     class Meta:
         ordering = ["task_type", "budget_priority"]

@@ -71,6 +71,19 @@ class ModelNotFound(NotFound):
     default_message = "Unknown model."
 
 
+class ModelRetired(ModelNotFound):
+    """The model was retired upstream; the body names its successor (`error.successor`) when known."""
+
+    code = "model_retired"
+    default_message = "This model was retired."
+
+    def __init__(self, message: str | None = None, *, model: str = "", successor: str | None = None, **kw):
+        kw.setdefault("extra", {"param": "model", "successor": successor})
+        super().__init__(message, **kw)
+        self.model = model
+        self.successor = successor
+
+
 class MethodNotAllowed(APIError):
     status, type, code = 405, "invalid_request_error", "method_not_allowed"
     default_message = "Method not allowed."
@@ -110,6 +123,14 @@ class UpstreamRateLimited(UpstreamError):
 
 class UpstreamUnavailable(UpstreamError):
     pass
+
+
+class UpstreamModelGone(UpstreamUnavailable):
+    """The upstream says it has no such model (removed, or renamed): another provider or the model's
+    successor may still answer, and the provider itself answered correctly (not a health failure)."""
+
+    status, type, code = 404, "not_found_error", "upstream_model_not_found"
+    default_message = "The upstream provider does not serve this model."
 
 
 class UpstreamTimeout(UpstreamError):

@@ -180,7 +180,7 @@ async def test_billed_call_reads_the_cache_once(providers, funded_user, api_key,
     assert warm.status_code == 200 and response.status_code == 200, response.text
     (name, keys), *others = reads
     assert name == "get_many" and len(keys) == 2, reads
-    assert keys[0].startswith("apikey:") and keys[1] == "catalog:v2:openai/gpt-4o"
+    assert keys[0].startswith("apikey:") and keys[1] == "catalog:v4:openai/gpt-4o"
     # At most the one read of the breakers' states, and nothing else.
     assert len(others) <= 1, reads
     assert all(k.startswith(settings.HEALTH_KEY_PREFIX) for _, keys in others for k in keys), reads
