@@ -36,6 +36,8 @@ from .db import connection_release, db_executor, db_step
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+# Upstream errors that mean the provider is fine: the request (or the model it named) was the problem.
+ANSWERED_ERRORS = ("UpstreamBadRequest", "UpstreamModelGone")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +128,9 @@ def health_samples(
         HealthSample(
             provider=a.provider,
             model=a.model,
-            # An upstream that rejected the request itself answered correctly: callers sending bad
-            # requests must not trip the breaker for everyone.
-            ok=a.status == "ok" or a.error_class == "UpstreamBadRequest",
+            # An upstream that rejected the request itself, or said it has no such model, answered
+            # correctly: callers sending bad requests (or a retired model) must not trip the breaker.
+            ok=a.status == "ok" or a.error_class in ANSWERED_ERRORS,
             latency_ms=a.latency_ms,
             output_tokens=output_tokens if a.status == "ok" else 0,
             error_class=a.error_class,
@@ -143,6 +145,7 @@ def health_samples_record(samples: Iterable[HealthSample]) -> None:
     """Feed samples to provider health; never fails the caller."""
     from monitoring.services import ProviderHealthMonitor
 
+    samples = tuple(samples)
     try:
         monitor = ProviderHealthMonitor()
         for sample in samples:
@@ -157,6 +160,25 @@ def health_samples_record(samples: Iterable[HealthSample]) -> None:
             )
     except Exception:  # health is advice for routing, not part of the answer
         logger.exception("recording provider health failed")
+    models_gone_record(samples)
+
+
+def models_gone_record(samples: Iterable[HealthSample]) -> None:
+    """Flag for staff review every model an upstream said it does not have; never fails the caller."""
+    from .catalog import catalog_review_flag
+
+    gone: dict[str, list[str]] = {}
+    for sample in samples:
+        if sample.error_class == "UpstreamModelGone":
+            gone.setdefault(sample.model, []).append(sample.provider)
+    try:
+        for model, providers in gone.items():
+            catalog_review_flag(
+                model_ids=[model],
+                note=f"{', '.join(dict.fromkeys(providers))} answered that it has no such model",
+            )
+    except Exception:
+        logger.exception("flagging retired models for review failed")
 
 
 def call_records_flush(*, timeout: float = 10.0) -> bool:

@@ -537,6 +537,8 @@ def completion(response: LLMResponse) -> dict[str, Any]:
         "provider": response.provider,
         "choices": choices,
         "usage": _usage(response),
+        "route": response.route,
+        "routing_reason": response.routing_reason,
     }
 
 
@@ -652,6 +654,8 @@ def llm_response(response: LLMResponse) -> dict[str, Any]:
         "request_id": response.request_id,
         "finish_reason": response.finish_reason,
         "usage_estimated": response.usage_estimated,
+        "route": response.route,
+        "routing_reason": response.routing_reason,
     }
 
 

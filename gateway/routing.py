@@ -7,6 +7,12 @@ the model's direct providers; attempts that a price cap or a privacy demand rule
 failing; see monitoring.health) is skipped the same way until its cooldown ends; once half-open, one
 call claims the trial attempt. `attempts_run` (async) walks the plan, moving on only after a retryable
 upstream failure.
+
+Model lifecycle (gateway.catalog): a matrix cell on a retired model routes to its successor chain and
+`RoutePlan.reason` says so; an explicit retired model is a 404 naming its successor unless the caller
+listed fallbacks (then it is skipped). For an automatic choice the successor of the chosen model also
+stands by: when an upstream answers "no such model" (`UpstreamModelGone`) for the chosen model, the call
+moves to the successor within the same call. Standby attempts are priced into the hold like any other.
 """
 
 from __future__ import annotations
@@ -22,13 +28,22 @@ from django.conf import settings
 from smartspec.errors import (
     InvalidRequest,
     ModelNotFound,
+    ModelRetired,
     ServiceUnavailable,
     UpstreamError,
+    UpstreamModelGone,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 
-from .catalog import OLLAMA_PREFIX, OPENROUTER, CatalogModel, catalog_models_get
+from .catalog import (
+    OLLAMA_PREFIX,
+    OPENROUTER,
+    CatalogModel,
+    catalog_models_get,
+    catalog_retired_error,
+    catalog_successor_chain,
+)
 from .db import run_db_step
 from .models import RoutingRule
 from .pricing import WorstPrices
@@ -166,6 +181,8 @@ class Attempt:
     latency_ms: int = 0
     trial: bool = False  # the provider's breaker is half-open: the attempt must claim its trial first
     dropped: list[str] = field(default_factory=list)  # advisory parameters this wire leaves out
+    # An automatic choice's successor: tried only once an upstream said it has no `standby_for` model.
+    standby_for: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -185,10 +202,35 @@ class RoutePlan:
     route: str  # "explicit" | "matrix:<task_type>/<budget_priority>"
     attempts: list[Attempt]
     models: dict[str, CatalogModel]  # every model of the chain, by id
+    # Why this model: "simple/balanced: google/gemini-flash-1.5 retired, successor google/gemini-2.5-flash".
+    reason: str = ""
+    gone: set[str] = field(default_factory=set)  # models an upstream said it does not have, this call
+    successor_of: dict[str, str] = field(default_factory=dict)  # model -> its callable successor
 
     @property
     def runnable(self) -> list[Attempt]:
         return [a for a in self.attempts if a.status != "skipped"]
+
+    def attempt_due(self, attempt: Attempt) -> bool:
+        """Whether to try `attempt` now: a standby successor only once its predecessor is gone (then
+        the reason says the call moved to it)."""
+        if attempt.standby_for is None:
+            return True
+        if attempt.standby_for not in self.gone:
+            return False
+        if attempt.model not in self.gone and f"successor {attempt.model}" not in self.reason:
+            head = self.reason.split(":", 1)[0] if ":" in self.reason else self.route
+            self.reason = (
+                f"{head}: {attempt.standby_for} retired upstream (no such model), successor {attempt.model}"
+            )
+        return True
+
+    def attempt_failed(self, attempt: Attempt, error: UpstreamError) -> None:
+        """Note an attempt's failure; "no such model" makes the model's standby successor due."""
+        attempt.status, attempt.error_class = "error", type(error).__name__
+        if isinstance(error, UpstreamModelGone):
+            self.gone.add(attempt.model)
+            attempt.reason = f"{attempt.provider} has no such model"
 
     def worst_prices(self) -> WorstPrices:
         """The dearest price of each kind among the models that may answer: an input token at the
@@ -264,6 +306,12 @@ def model_direct_providers(model: CatalogModel) -> list[str]:
     if not names and vendor_default in SAME_NAME_PROVIDERS:
         names.append(vendor_default)
     return names
+
+
+def _standby_successors(model: CatalogModel) -> list[CatalogModel]:
+    """The callable successor(s) of an automatic choice: the next model, in case an upstream already
+    removed this one (its own retired successors are skipped)."""
+    return catalog_successor_chain(model)[-1:] if model.successor else []
 
 
 def _matrix_model(task_type: str, budget_priority: str) -> str:
@@ -356,14 +404,64 @@ def route_plan(*, options: RouteOptions, chat: ChatRequest | None = None) -> Rou
         raise ModelNotFound(f"Unknown model: {', '.join(unknown)}. GET /v1/models lists the models.")
     _modes_check(chain, models, chat.kind if chat is not None else "chat")
 
+    attempts: list[Attempt] = []
+    standby: dict[str, str] = {}  # standby model -> the model it stands in for
+    if route == "explicit":
+        reason = f"explicit: {first}"
+        if all(models[m].retired for m in chain):
+            # No silent switch for an explicit choice: the caller learns the successor and decides
+            # (with fallbacks listed, a retired model is passed over for them).
+            raise catalog_retired_error(models[first])
+    else:
+        reason = f"{task_type}/{options.budget_priority}: {first}"
+        if models[first].retired:
+            successors = catalog_successor_chain(models[first])
+            if not successors:
+                error = catalog_retired_error(models[first], explicit=False)
+                raise ModelRetired(
+                    f"The routing matrix cell {task_type}/{options.budget_priority} names retired model "
+                    f"{first} and no successor can be called; name a model.",
+                    model=first,
+                    successor=error.successor,
+                )
+            steps = [first, *(m.id for m in successors)]
+            reason = f"{task_type}/{options.budget_priority}: " + " retired, successor ".join(steps)
+            attempts.append(
+                Attempt(
+                    model=first,
+                    provider="",
+                    status="skipped",
+                    reason=f"retired, successor {successors[-1].id}",
+                )
+            )
+            models.update({m.id: m for m in successors})
+            first = successors[-1].id
+            chain = list(dict.fromkeys([first, *options.fallback_models]))
+        for successor in _standby_successors(models[first]):
+            if successor.id not in chain:
+                models[successor.id] = successor
+                standby[successor.id] = first
+                chain.insert(1, successor.id)
+
     use_openrouter = options.use_openrouter and settings.USE_OPENROUTER and OPENROUTER in configs
     within_cap = [m for m in chain if not _over_cap(models[m], options.max_price)]
-    attempts: list[Attempt] = []
     for model_id in chain:
         model = models[model_id]
-        reason = _over_cap(model, options.max_price)
-        if reason:
-            attempts.append(Attempt(model=model_id, provider="", status="skipped", reason=reason))
+        if model.retired:
+            # A retired fallback (or an explicit retired model with fallbacks listed) is passed over.
+            chain_successor = catalog_retired_error(model).successor
+            attempts.append(
+                Attempt(
+                    model=model_id,
+                    provider="",
+                    status="skipped",
+                    reason="retired" + (f", successor {chain_successor}" if chain_successor else ""),
+                )
+            )
+            continue
+        cap_reason = _over_cap(model, options.max_price)
+        if cap_reason:
+            attempts.append(Attempt(model=model_id, provider="", status="skipped", reason=cap_reason))
             continue
         per_model: list[Attempt] = []
         if use_openrouter and OPENROUTER in model.providers:
@@ -378,9 +476,14 @@ def route_plan(*, options: RouteOptions, chat: ChatRequest | None = None) -> Rou
                     )
                 )
             else:
-                # OpenRouter's own `models` array: this model, then the later ones it also serves.
+                # OpenRouter's own `models` array: this model, then the later ones it also serves
+                # (never a standby successor: that one is only for "no such model", and ours to decide).
                 rest = [
-                    m for m in within_cap[within_cap.index(model_id) :] if OPENROUTER in models[m].providers
+                    m
+                    for m in within_cap[within_cap.index(model_id) :]
+                    if OPENROUTER in models[m].providers
+                    and not models[m].retired
+                    and (m == model_id or m not in standby)
                 ]
                 per_model.append(
                     Attempt(
@@ -427,12 +530,33 @@ def route_plan(*, options: RouteOptions, chat: ChatRequest | None = None) -> Rou
                         reason="no configured provider serves this model",
                     )
                 )
+        for attempt in per_model:
+            attempt.standby_for = standby.get(model_id)
         attempts.extend(per_model)
 
     if chat is not None:
         _params_apply(attempts, chat)
+    for model_id, predecessor in standby.items():
+        if not any(a.model == predecessor and a.status != "skipped" for a in attempts):
+            # The chosen model cannot be tried at all (price cap, no provider): its successor can.
+            for attempt in attempts:
+                if attempt.model == model_id:
+                    attempt.standby_for = None
+    successor_of = {}
+    for model_id in chain:
+        successors = catalog_successor_chain(models[model_id]) if models[model_id].successor else []
+        if successors:
+            successor_of[model_id] = successors[-1].id
     _circuits_apply(attempts)
-    plan = RoutePlan(model=first, task_type=task_type, route=route, attempts=attempts, models=models)
+    plan = RoutePlan(
+        model=first,
+        task_type=task_type,
+        route=route,
+        attempts=attempts,
+        models=models,
+        reason=reason,
+        successor_of=successor_of,
+    )
     if plan.attempts and not plan.runnable and any(a.reason.startswith(CIRCUIT_REASON) for a in attempts):
         raise UpstreamUnavailable(
             "Every provider for this request is cooling down after repeated failures; try again shortly.",
@@ -496,6 +620,21 @@ def attempt_trial_claim(attempt: Attempt) -> bool:
 def chain_failed(plan: RoutePlan) -> UpstreamError:
     """The error for a chain where every attempt failed: 504 if they all timed out, else 502."""
     tried = [a for a in plan.attempts if a.status == "error"]
+    if tried and all(a.error_class == UpstreamModelGone.__name__ for a in tried):
+        # Every upstream said it has no such model: that is a 404, not an outage.
+        successor = plan.successor_of.get(tried[0].model)
+        names = ", ".join(dict.fromkeys(a.model for a in tried))
+        hint = f"; its successor is {successor}" if successor and successor not in plan.gone else ""
+        return ModelRetired(
+            f"The upstream no longer serves {names}{hint}.",
+            model=tried[0].model,
+            successor=successor if hint else None,
+            extra={
+                "param": "model",
+                "successor": successor if hint else None,
+                "attempts": plan.attempts_as_dicts(),
+            },
+        )
     if not tried:
         return UpstreamUnavailable(
             "Every provider for this request is cooling down after repeated failures; try again shortly.",
@@ -527,6 +666,8 @@ async def attempts_run(*, plan: RoutePlan, request: ChatRequest) -> tuple[ChatRe
     since every other attempt would fail the same way.
     """
     for attempt in plan.runnable:
+        if not plan.attempt_due(attempt):
+            continue
         if attempt.trial and not await run_db_step(attempt_trial_claim)(attempt):
             continue
         started = time.monotonic()
@@ -534,7 +675,7 @@ async def attempts_run(*, plan: RoutePlan, request: ChatRequest) -> tuple[ChatRe
             result = await provider_call(attempt.config, attempt_request(attempt, request))
         except UpstreamError as exc:
             attempt.latency_ms = int((time.monotonic() - started) * 1000)
-            attempt.status, attempt.error_class = "error", type(exc).__name__
+            plan.attempt_failed(attempt, exc)
             logger.info("attempt %s via %s failed: %s", attempt.model, attempt.provider, attempt.error_class)
             if not exc.retryable:
                 raise

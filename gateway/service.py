@@ -512,7 +512,10 @@ class GatewayStream:
     async def start(self) -> None:
         """Walk the route until an attempt yields its first delta (errors before it are retryable)."""
         _track_task()
-        for attempt in self.prepared.plan.runnable:
+        plan = self.prepared.plan
+        for attempt in plan.runnable:
+            if not plan.attempt_due(attempt):
+                continue
             if attempt.trial and not await run_db_step(attempt_trial_claim)(attempt):
                 continue
             begun = time.monotonic()
@@ -525,7 +528,7 @@ class GatewayStream:
                 attempt.latency_ms = int((time.monotonic() - begun) * 1000)
                 continue
             except UpstreamError as exc:
-                attempt.status, attempt.error_class = "error", type(exc).__name__
+                plan.attempt_failed(attempt, exc)
                 attempt.latency_ms = int((time.monotonic() - begun) * 1000)
                 await _aclose(upstream)
                 if not exc.retryable:

@@ -10,6 +10,10 @@ The status policy, one place for every wire format:
 - 408, 5xx, 529 (overloaded) -> `UpstreamUnavailable`; 504 -> `UpstreamTimeout`.
 - Any other 4xx (400, 413, 422, ...) -> `UpstreamBadRequest`: the request itself was refused and
   would be refused again, so the router stops.
+- An answer that says the model does not exist (OpenRouter's 400 "... is not a valid model ID",
+  OpenAI's `model_not_found`, Anthropic's 404 `not_found_error`, Gemini's 404 `NOT_FOUND`; each adapter
+  recognizes its own) -> `model_gone()`, an `UpstreamModelGone`: retryable, and routing may move an
+  automatic choice to the model's successor. The provider answered correctly, so health is not hurt.
 Every error carries `.provider`, `.upstream_status` and `.upstream_code` for the attempt log.
 """
 
@@ -26,6 +30,7 @@ from gateway.providers.base import SHAPE_OPENAI, Usage
 from smartspec.errors import (
     UpstreamBadRequest,
     UpstreamError,
+    UpstreamModelGone,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -111,6 +116,15 @@ def error_for_status(
         error = UpstreamBadRequest(f"{provider} rejected the request ({detail}).")
     else:
         error = UpstreamUnavailable(f"{provider} answered with an unexpected status ({detail}).")
+    return tag(error, provider, status, code)
+
+
+def model_gone(status: int, *, provider: str, code: Any = None) -> UpstreamModelGone:
+    """The typed error for "no such model" from an upstream (see the policy above)."""
+    code = safe_code(code)
+    error = UpstreamModelGone(
+        f"{provider} does not serve this model (HTTP {status}" + (f", {code}" if code else "") + ")."
+    )
     return tag(error, provider, status, code)
 
 

@@ -19,6 +19,7 @@ from gateway.providers._common import (
     error_for_status,
     make_usage,
     malformed,
+    model_gone,
     split_data_url,
     stream_incomplete,
     text_of,
@@ -343,6 +344,8 @@ class AnthropicAdapter:
             kind = error.get("type") if isinstance(error, dict) else None
         except (ValueError, UnicodeDecodeError, AttributeError):
             pass
+        if status == 404 and kind == "not_found_error":
+            return model_gone(status, provider=provider, code=kind)
         return error_for_status(status, provider=provider, headers=headers, code=kind)
 
 

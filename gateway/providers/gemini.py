@@ -19,6 +19,7 @@ from gateway.providers._common import (
     error_for_status,
     make_usage,
     malformed,
+    model_gone,
     split_data_url,
     stream_incomplete,
     text_of,
@@ -164,6 +165,8 @@ def _error(error: Any, provider: str, status: int | None = None, headers: dict[s
     if status is None:
         code = error.get("code") if isinstance(error, dict) else None
         status = code if isinstance(code, int) and 400 <= code < 600 else STATUS_CODES.get(word, 500)
+    if status == 404 and word == "NOT_FOUND":
+        return model_gone(status, provider=provider, code=word)
     mapped = error_for_status(status, provider=provider, headers=headers, code=word)
     if isinstance(mapped, UpstreamRateLimited) and mapped.retry_after is None and isinstance(details, list):
         # Google puts the wait in a RetryInfo detail ("32s") rather than a Retry-After header.

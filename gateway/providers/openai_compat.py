@@ -19,6 +19,7 @@ from gateway.providers._common import (
     load_json,
     make_usage,
     malformed,
+    model_gone,
     stream_incomplete,
     tag,
 )
@@ -223,17 +224,28 @@ class OpenAICompatAdapter:
         return map_error(status, body, headers, config.name if config else "the provider")
 
 
+NOT_A_VALID_MODEL = "is not a valid model ID"
+
+
 def map_error(status: int, body: bytes, headers: dict[str, str], provider: str) -> UpstreamError:
     code = None
     moderation = False
+    gone = False
     try:
         error = load_json(body, provider).get("error")
         if isinstance(error, dict):
             code = error.get("code") or error.get("type")
             metadata = error.get("metadata")
             moderation = isinstance(metadata, dict) and "flagged_input" in metadata
+            message = error.get("message")
+            # OpenAI (and Groq): code `model_not_found`; OpenRouter: 400 "<id> is not a valid model ID".
+            gone = code == "model_not_found" or (
+                status == 400 and isinstance(message, str) and message.endswith(NOT_A_VALID_MODEL)
+            )
     except (UpstreamError, AttributeError):
         pass  # a non-JSON error page (a proxy's HTML) says nothing beyond its status
+    if gone and status in (400, 404):
+        return model_gone(status, provider=provider, code=code)
     if status == 403 and moderation:
         # OpenRouter's moderation refused the input itself: another route would refuse it too.
         return tag(
