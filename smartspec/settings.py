@@ -298,10 +298,10 @@ for _name in ("openrouter", "zai", "openai", "anthropic", "google", "groq", "oll
 # Circuit breaker: a provider marked down (HEALTH_DOWN_AFTER failures in a row) gets no traffic for
 # this long, then one trial call at a time until HEALTH_UP_AFTER successes close it again.
 CIRCUIT_COOLDOWN_SECONDS = env.float("CIRCUIT_COOLDOWN_SECONDS", default=30.0)
-# Catalog prices follow OpenRouter's list (gateway.tasks).
+# Catalog prices and lifecycle (deprecated, retired, listed again) follow OpenRouter's list, daily.
 CELERY_BEAT_SCHEDULE["gateway-catalog-sync"] = {
     "task": "gateway.catalog_sync",
-    "schedule": env.int("CATALOG_SYNC_SECONDS", default=6 * 3600),
+    "schedule": env.int("CATALOG_SYNC_SECONDS", default=24 * 3600),
 }
 # Responses API: how long a `store: true` response is kept for `previous_response_id` / GET.
 RESPONSES_RETENTION_DAYS = env.int("RESPONSES_RETENTION_DAYS", default=30)
