@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gateway', '0004_apikey_limits'),
+        ('gateway', '0005_catalog_price_components'),
     ]
 
     operations = [
