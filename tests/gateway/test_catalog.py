@@ -64,11 +64,11 @@ def test_seed_has_every_matrix_model_with_openrouter_prices():
     assert RoutingRule.objects.count() == 20
     matrix_models = set(RoutingRule.objects.values_list("model_id", flat=True))
     assert matrix_models == {
-        "anthropic/claude-3.5-sonnet",
-        "google/gemini-flash-1.5",
-        "meta-llama/llama-3.1-70b-instruct",
-        "openai/gpt-4o",
-        "openai/gpt-4o-mini",
+        "anthropic/claude-sonnet-4.6",
+        "google/gemini-3.1-flash-lite",
+        "meta-llama/llama-3.3-70b-instruct",
+        "openai/gpt-5.6-terra",
+        "openai/gpt-5.6-luna",
     }
     glm = ModelCatalogEntry.objects.get(id="z-ai/glm-4.7")
     assert glm.providers == {"openrouter": "z-ai/glm-4.7", "zai": "glm-4.7"}
@@ -86,7 +86,7 @@ def test_sync_task_refreshes_prices_adds_models_and_skips_nonsense(network, sett
     report = catalog_sync.delay().get(timeout=10)
 
     # Every other seeded model is missing from this short list: marked retired, never deleted.
-    assert report == {"created": 1, "updated": 1, "skipped": 2, "retired": 13, "reactivated": 0}
+    assert report == {"created": 1, "updated": 1, "skipped": 2, "retired": 12, "reactivated": 0}
     assert [str(r.url) for r in network.requests] == [
         "https://openrouter.ai/api/v1/models",
         "https://openrouter.ai/api/v1/embeddings/models",  # its embedding models, listed apart
@@ -131,7 +131,7 @@ def test_v1_models_lists_servable_models_with_pricing(providers, api_client):
         "request": "0.000000000000000000",
         "image": "0.000000000000000000",
     }
-    sonnet = by_id["anthropic/claude-3.5-sonnet"]["pricing"]
+    sonnet = by_id["anthropic/claude-sonnet-4.6"]["pricing"]
     assert (sonnet["input_cache_read"], sonnet["input_cache_write"], sonnet["input_cache_write_1h"]) == (
         "0.000000300000000000",
         "0.000003750000000000",

@@ -13,7 +13,7 @@ from tests.monitoring.conftest import make_usage  # noqa: F401  (a usage row thr
 
 pytestmark = pytest.mark.django_db
 
-GONE, SUCCESSOR = "google/gemini-flash-1.5", "google/gemini-2.5-flash"
+GONE, SUCCESSOR = "google/gemini-flash-1.5", "google/gemini-3.1-flash-lite"
 
 
 def listed_item(model_id, prompt="0.0000003", completion="0.0000025", expiration=None):
@@ -42,13 +42,16 @@ def listed_item(model_id, prompt="0.0000003", completion="0.0000025", expiration
     }
 
 
-def models_body(*, without=(), expiring=None):
-    """Every catalog model OpenRouter serves, less `without`; `expiring` maps ids to a date string."""
+def models_body(*, without=(), with_=(), expiring=None):
+    """OpenRouter's list as of now: every catalog model it serves and that is not retired already, less
+    `without`, plus `with_`; `expiring` maps ids to a date string."""
     from gateway.models import ModelCatalogEntry
 
     expiring = expiring or {}
     ids = [
-        e.id for e in ModelCatalogEntry.objects.all() if "openrouter" in e.providers and e.id not in without
+        e.id
+        for e in ModelCatalogEntry.objects.all()
+        if ("openrouter" in e.providers and e.status != "retired" and e.id not in without) or e.id in with_
     ]
     return {"data": [listed_item(i, expiration=expiring.get(i)) for i in ids]}
 
@@ -97,7 +100,7 @@ def test_unlisted_model_is_retired_kept_with_its_usage_rows_and_nothing_routes_t
     # Models that OpenRouter does not serve (direct-only, local) are never retired by its list.
     assert [str(r.url) for r in network.requests] == ["https://openrouter.ai/api/v1/models"]
 
-    out = sync(network, models_body())
+    out = sync(network, models_body(with_={GONE}))
 
     assert "0 retired" in out and "1 reactivated" in out
     entry = ModelCatalogEntry.objects.get(id=GONE)

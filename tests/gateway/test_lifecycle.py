@@ -20,6 +20,14 @@ HELLO = [{"role": "user", "content": "Say hello"}]
 OLD, MID, NEW = "google/gemini-flash-1.5", "google/gemini-2.5-flash", "openai/gpt-4.1-mini"
 
 
+@pytest.fixture(autouse=True)
+def _plain_lifecycle(catalog):
+    """The three models these tests move through start active with no successor (the seed gives them
+    real statuses); each test sets the lifecycle it is about."""
+    for model_id in (OLD, MID, NEW):
+        lifecycle(model_id, "active")
+
+
 def post(http, body, path="/v1/chat/completions"):
     return http.post(path, body, content_type="application/json")
 

@@ -7,17 +7,19 @@ from tests.gateway.conftest import OPENROUTER_HOST, json_response, openrouter_co
 pytestmark = pytest.mark.django_db
 
 SONNET, FLASH, LLAMA = (
-    "anthropic/claude-3.5-sonnet",
-    "google/gemini-flash-1.5",
-    "meta-llama/llama-3.1-70b-instruct",
+    "anthropic/claude-sonnet-4.6",
+    "google/gemini-3.1-flash-lite",
+    "meta-llama/llama-3.3-70b-instruct",
 )
 GPT4O, MINI = "openai/gpt-4o", "openai/gpt-4o-mini"
+TERRA, LUNA = "openai/gpt-5.6-terra", "openai/gpt-5.6-luna"
+# The seeded matrix: the current successors of the integration guide's choices (test_seeded_defaults).
 MATRIX = {
-    "code_generation": (SONNET, FLASH, LLAMA, GPT4O),
-    "analysis": (GPT4O, FLASH, LLAMA, GPT4O),
-    "planning": (SONNET, MINI, LLAMA, GPT4O),
-    "simple": (MINI, FLASH, LLAMA, FLASH),
-    "decision": (SONNET, GPT4O, LLAMA, GPT4O),
+    "code_generation": (SONNET, FLASH, LLAMA, TERRA),
+    "analysis": (TERRA, FLASH, LLAMA, TERRA),
+    "planning": (SONNET, LUNA, LLAMA, TERRA),
+    "simple": (LUNA, FLASH, LLAMA, FLASH),
+    "decision": (SONNET, TERRA, LLAMA, TERRA),
 }
 CELLS = [
     (task, priority, model)
@@ -55,7 +57,7 @@ def test_matrix_defaults_simple_and_the_configured_budget_priority(providers, se
 
     settings.DEFAULT_BUDGET_PRIORITY = "quality"
     plan = route_plan(options=route_options_validate())
-    assert (plan.model, plan.route, plan.task_type) == (MINI, "matrix:simple/quality", "simple")
+    assert (plan.model, plan.route, plan.task_type) == (LUNA, "matrix:simple/quality", "simple")
 
 
 def test_matrix_is_editable(providers):
@@ -76,7 +78,7 @@ def test_explicit_model_beats_the_matrix_and_orders_attempts(providers):
     assert plan.route == "explicit"
     assert [(a.model, a.provider, a.native_model) for a in plan.attempts] == [
         (SONNET, "openrouter", SONNET),
-        (SONNET, "anthropic", "claude-3-5-sonnet-20241022"),
+        (SONNET, "anthropic", "claude-sonnet-4-6"),
         (GPT4O, "openrouter", GPT4O),
         (GPT4O, "openai", "gpt-4o"),
     ]

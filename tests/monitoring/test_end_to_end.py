@@ -13,7 +13,7 @@ from tests.gateway.conftest import OPENROUTER_HOST, grant, json_response, openro
 
 pytestmark = pytest.mark.django_db
 
-COSTS = {"openai/gpt-4o": "0.000125", "anthropic/claude-3.5-sonnet": "0.002450"}
+COSTS = {"openai/gpt-4o": "0.000125", "anthropic/claude-sonnet-4.6": "0.002450"}
 
 
 def test_calls_are_counted_per_model_provider_and_task_type(providers, user, api_client):
@@ -29,7 +29,7 @@ def test_calls_are_counted_per_model_provider_and_task_type(providers, user, api
     calls = [
         {"model": "openai/gpt-4o", "task_type": "analysis"},
         {"model": "openai/gpt-4o", "task_type": "analysis"},
-        {"task_type": "code_generation", "budget_priority": "quality"},  # matrix: Claude 3.5 Sonnet
+        {"task_type": "code_generation", "budget_priority": "quality"},  # matrix: Claude Sonnet 4.6
     ]
     for extra in calls:
         response = api_client.post(
@@ -45,7 +45,7 @@ def test_calls_are_counted_per_model_provider_and_task_type(providers, user, api
     assert body["overview"]["credits_micro"] == spent == 2 * 125_000 + 2_450_000
     assert {r["model"]: r["requests"] for r in body["by_model"]} == {
         "openai/gpt-4o": 2,
-        "anthropic/claude-3.5-sonnet": 1,
+        "anthropic/claude-sonnet-4.6": 1,
     }
     assert {r["task_type"]: r["requests"] for r in body["by_task_type"]} == {
         "analysis": 2,
@@ -54,9 +54,9 @@ def test_calls_are_counted_per_model_provider_and_task_type(providers, user, api
     assert sum(r["requests"] for r in body["by_provider"]) == 3
     assert {r["model"]: r["credits"] for r in body["by_model"]} == {
         "openai/gpt-4o": "0.250000",
-        "anthropic/claude-3.5-sonnet": "2.450000",
+        "anthropic/claude-sonnet-4.6": "2.450000",
     }
-    matrix_call = UsageRecord.objects.get(model="anthropic/claude-3.5-sonnet")
+    matrix_call = UsageRecord.objects.get(model="anthropic/claude-sonnet-4.6")
     assert matrix_call.route == "matrix:code_generation/quality"
     assert matrix_call.cost_usd == Decimal("0.002450")
 
@@ -67,7 +67,7 @@ def test_calls_are_counted_per_model_provider_and_task_type(providers, user, api
     )
     html = browser.get("/").content.decode()
     assert re.search(r'data-testid="balance">97\.300000<', html)
-    assert '<canvas id="chart-daily"' in html and "anthropic/claude-3.5-sonnet" in html
+    assert '<canvas id="chart-daily"' in html and "anthropic/claude-sonnet-4.6" in html
 
 
 def test_playground_calls_the_gateway_with_session_and_csrf(demo_only, user):
