@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from smartspec.errors import ModelNotFound, ModelRetired
 
-from .models import ModelCatalogEntry
+from .models import ModelCatalogEntry, RoutingRule
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +280,36 @@ def catalog_model_callable(*, model_id: str) -> CatalogModel:
     if model.retired:
         raise catalog_retired_error(model)
     return model
+
+
+def catalog_matrix_warnings() -> list[dict[str, Any]]:
+    """Routing matrix cells on a model that is deprecated or retired (as of today), for staff: the cell,
+    its model, the status, the shutdown date and where a call now goes (the first callable successor)."""
+    warnings = []
+    for rule in RoutingRule.objects.select_related("model").order_by("task_type", "budget_priority"):
+        model = CatalogModel.from_entry(rule.model)
+        status = model.lifecycle
+        if status == ACTIVE and rule.model.is_active:
+            continue
+        chain = catalog_successor_chain(model) if status == RETIRED else []
+        warnings.append(
+            {
+                "cell": f"{rule.task_type}/{rule.budget_priority}",
+                "model": model.id,
+                "status": status if rule.model.is_active else "switched off",
+                "shutdown_date": model.shutdown_date,
+                "successor": model.successor,
+                "routed_to": chain[-1].id if chain else (model.id if status == DEPRECATED else None),
+            }
+        )
+    return warnings
+
+
+def catalog_review_list() -> list[ModelCatalogEntry]:
+    """Catalog models an upstream said it does not have (or a direct provider no longer lists), for staff."""
+    return list(
+        ModelCatalogEntry.objects.filter(review_flagged_at__isnull=False).order_by("-review_flagged_at")
+    )
 
 
 def catalog_review_flag(*, model_ids: list[str], note: str) -> int:
