@@ -22,6 +22,9 @@ of fault names served in order, the last one repeating. Faults:
                   `late` is either, as the request asks
     usage_absurd  200 claiming 9,999,999 completion tokens; `cost_999` claims a cost of $999
 
+Models named in `gone_models` are answered as OpenRouter answers a removed model, whatever the script:
+400 `{"error": {"message": "<id> is not a valid model ID", "code": 400}}`.
+
 `refused_url()` is an address where nothing listens; `blackhole_url()` one whose accept queue is full,
 so a connect never completes (a connect timeout, without leaving the machine).
 """
@@ -178,6 +181,7 @@ class FakeUpstream:
     # Bytes of content each endless stream sent before the gateway hung up, and whether it did.
     endless_sent: list[int] = field(default_factory=list)
     scripts: dict[str, list[str]] = field(default_factory=dict)
+    gone_models: set[str] = field(default_factory=set)
     seen: list[Seen] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: socketserver.ThreadingTCPServer | None = None
@@ -255,10 +259,10 @@ class FakeUpstream:
         provider = path.strip("/").split("/", 1)[0]
         with self._lock:
             self.seen.append(Seen(provider=provider, path=path, body=body))
-        fault = self._next(provider)
+        model = body.get("model") or "openai/gpt-4o"
+        fault = "not_a_valid_model" if model in self.gone_models else self._next(provider)
         if fault == "late":
             fault = "late_stream" if body.get("stream") else "late_ok"
-        model = body.get("model") or "openai/gpt-4o"
         try:
             self._serve(sock, fault, provider, model)
         except OSError:
@@ -289,6 +293,8 @@ class FakeUpstream:
             )
         elif fault == "400":
             self._send(sock, 400, "Bad Request", error_body(400, "Invalid request: context length exceeded"))
+        elif fault == "not_a_valid_model":
+            self._send(sock, 400, "Bad Request", error_body(400, f"{model} is not a valid model ID"))
         elif fault in ("500", "503"):
             self._send(sock, int(fault), "Error", error_body(int(fault), "Upstream is having trouble"))
         elif fault == "not_json":
