@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from smartspec.errors import ModelNotFound
 
+from .catalog import catalog_model_callable
 from .client import get_available_models
 
 
@@ -78,6 +79,8 @@ class ModelDetailApi(APIView):
     def get(self, request, model_id: str):
         found = next((m for m in get_available_models() if m["id"] == model_id), None)
         if found is None:
+            # A retired model is a 404 `model_retired` naming its successor (gateway.catalog).
+            catalog_model_callable(model_id=model_id)
             raise ModelNotFound(f"Unknown model: {model_id[:200]}. GET /v1/models lists the models.")
         model = {**found, "owned_by": found["id"].split("/", 1)[0]}
         return Response(ModelListApi.OutputSerializer(model).data)

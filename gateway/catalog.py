@@ -276,7 +276,7 @@ def catalog_model_callable(*, model_id: str) -> CatalogModel:
     404 `model_retired` (with its successor) for a retired one."""
     model = catalog_models_get(model_ids=[model_id]).get(model_id)
     if model is None:
-        raise ModelNotFound(f"Unknown model: {model_id}. GET /v1/models lists the models.")
+        raise ModelNotFound(f"Unknown model: {model_id[:200]}. GET /v1/models lists the models.")
     if model.retired:
         raise catalog_retired_error(model)
     return model

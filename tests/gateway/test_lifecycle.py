@@ -429,3 +429,18 @@ def test_prices_are_the_successors_own(providers):
     assert MID in plan.models
     prices = plan.worst_prices()
     assert (prices.prompt, prices.completion) == (Decimal("0.0000003"), Decimal("0.0000025"))
+
+
+def test_model_retrieve_answers_a_retired_model_with_a_404_naming_its_successor(providers, api_client):
+    lifecycle(OLD, "retired", successor=MID, shutdown=datetime.date(2025, 9, 24))
+
+    gone = api_client.get(f"/v1/models/{OLD}")
+    current = api_client.get(f"/v1/models/{MID}")
+    unknown = api_client.get("/v1/models/nobody/nothing")
+
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "model_retired" and gone.json()["error"]["successor"] == MID
+    assert current.status_code == 200
+    assert current.json()["id"] == MID and current.json()["object"] == "model"
+    assert current.json()["owned_by"] == "google" and current.json()["pricing"]["prompt"]
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
