@@ -1,9 +1,15 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 
-from .catalog import catalog_cache_clear
+from smartspec.errors import InvalidRequest
+
+from .catalog import catalog_cache_clear, catalog_callable
 from .forms import PER_MILLION_PRICES, ApiKeyLimitsForm, CatalogPricesForm, per_million
 from .keys import api_keys_revoke
 from .models import ApiKey, ModelCatalogEntry, RoutingRule
+from .routing import BUDGET_PRIORITIES, routing_matrix_get, routing_matrix_update
 from .tasks import catalog_sync
 
 
@@ -129,7 +135,44 @@ class ModelCatalogEntryAdmin(admin.ModelAdmin):
 
 @admin.register(RoutingRule)
 class RoutingRuleAdmin(admin.ModelAdmin):
-    list_display = ("task_type", "budget_priority", "model")
-    list_filter = ("task_type", "budget_priority")
-    list_editable = ("model",)
+    """The matrix as one task x priority grid (the changelist); a single cell still has its change form."""
+
+    list_display = ("task_type", "budget_priority", "model", "origin")
     autocomplete_fields = ("model",)
+    readonly_fields = ("origin",)
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+            cells = {
+                tuple(name[len("cell:") :].split("/", 1)): value.strip()
+                for name, value in request.POST.items()
+                if name.startswith("cell:") and "/" in name
+            }
+            try:
+                changed = routing_matrix_update(cells=cells)
+            except InvalidRequest as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Routing matrix saved: {', '.join(changed)} changed." if changed else "Nothing changed.",
+                    messages.SUCCESS,
+                )
+                return redirect(request.path)
+        rows = routing_matrix_get()
+        choices = sorted({m.id for m in catalog_callable()} | {c["model"] for r in rows for c in r["cells"]})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Routing matrix (task type x budget priority)",
+            "opts": self.model._meta,
+            "rows": rows,
+            "priorities": BUDGET_PRIORITIES,
+            "choices": choices,
+            "can_change": self.has_change_permission(request),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/gateway/routingrule/grid.html", context)

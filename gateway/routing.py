@@ -45,7 +45,7 @@ from .catalog import (
     catalog_successor_chain,
 )
 from .db import run_db_step
-from .models import RoutingRule
+from .models import ModelCatalogEntry, RoutingRule
 from .pricing import WorstPrices
 from .providers import direct_provider_for, provider_call, provider_configs
 from .providers.base import ChatRequest, ChatResult, ProviderConfig
@@ -312,6 +312,69 @@ def _standby_successors(model: CatalogModel) -> list[CatalogModel]:
     """The callable successor(s) of an automatic choice: the next model, in case an upstream already
     removed this one (its own retired successors are skipped)."""
     return catalog_successor_chain(model)[-1:] if model.successor else []
+
+
+def routing_matrix_get() -> list[dict[str, Any]]:
+    """The matrix as a grid for staff: one row per task type, one cell per budget priority, each with its
+    model, the model's lifecycle and shutdown date, and the guide's original choice (`origin`)."""
+    from .catalog import CatalogModel
+
+    rules = {(r.task_type, r.budget_priority): r for r in RoutingRule.objects.select_related("model").all()}
+    rows = []
+    for task_type in TASK_TYPES:
+        cells = []
+        for priority in BUDGET_PRIORITIES:
+            rule = rules.get((task_type, priority))
+            model = CatalogModel.from_entry(rule.model) if rule else None
+            cells.append(
+                {
+                    "task_type": task_type,
+                    "budget_priority": priority,
+                    "model": rule.model_id if rule else "",
+                    "origin": rule.origin if rule else "",
+                    "status": model.lifecycle if model else "",
+                    "shutdown_date": model.shutdown_date if model else None,
+                }
+            )
+        rows.append({"task_type": task_type, "cells": cells})
+    return rows
+
+
+def routing_matrix_update(*, cells: dict[tuple[str, str], str]) -> list[str]:
+    """Point matrix cells at models, all or nothing: every model must be in the catalog, switched on and
+    not retired (a 400 naming the cells otherwise). Returns the cells that changed, as "task/priority"."""
+    from django.db import transaction
+
+    from .catalog import CatalogModel, catalog_cache_clear
+
+    wanted = {cell: model_id for cell, model_id in cells.items() if model_id}
+    unknown_cells = [c for c in wanted if c[0] not in TASK_TYPES or c[1] not in BUDGET_PRIORITIES]
+    if unknown_cells:
+        raise InvalidRequest(f"No such matrix cell: {', '.join('/'.join(c) for c in unknown_cells)}.")
+    entries = {e.id: e for e in ModelCatalogEntry.objects.filter(id__in=set(wanted.values()))}
+    refused = [
+        f"{task}/{priority}: {model_id}"
+        for (task, priority), model_id in wanted.items()
+        if model_id not in entries
+        or not entries[model_id].is_active
+        or CatalogModel.from_entry(entries[model_id]).retired
+    ]
+    if refused:
+        raise InvalidRequest(
+            f"These models cannot be called (unknown, switched off or retired): {'; '.join(refused)}."
+        )
+    changed = []
+    with transaction.atomic():
+        for (task, priority), model_id in wanted.items():
+            rule, created = RoutingRule.objects.select_for_update().get_or_create(
+                task_type=task, budget_priority=priority, defaults={"model_id": model_id}
+            )
+            if created or rule.model_id != model_id:
+                rule.model_id = model_id
+                rule.save(update_fields=["model"])
+                changed.append(f"{task}/{priority}")
+    catalog_cache_clear(model_ids=list(set(wanted.values())))
+    return changed
 
 
 def _matrix_model(task_type: str, budget_priority: str) -> str:
