@@ -312,6 +312,23 @@ def catalog_review_list() -> list[ModelCatalogEntry]:
     )
 
 
+def catalog_direct_ids_check(*, provider: str, listed: list[str]) -> list[str]:
+    """Compare a direct provider's own model list with the ids the catalog maps to it: every callable
+    model whose id there is missing is flagged for staff review. Returns those catalog ids."""
+    present = set(listed)
+    entries = ModelCatalogEntry.objects.filter(providers__has_key=provider, is_active=True).exclude(
+        status=RETIRED
+    )
+    missing = {
+        entry.id: entry.providers[provider]
+        for entry in entries
+        if isinstance(entry.providers.get(provider), str) and entry.providers[provider] not in present
+    }
+    for model_id, native in missing.items():
+        catalog_review_flag(model_ids=[model_id], note=f"{provider}'s model list no longer has {native}")
+    return list(missing)
+
+
 def catalog_review_flag(*, model_ids: list[str], note: str) -> int:
     """Mark models for staff review (an upstream said it has no such model); returns how many were
     newly flagged. Already-flagged entries keep their first note and time."""
