@@ -5,7 +5,7 @@ from django.template.response import TemplateResponse
 
 from smartspec.errors import InvalidRequest
 
-from .catalog import catalog_cache_clear, catalog_callable
+from .catalog import catalog_cache_clear, catalog_callable, catalog_review_clear
 from .forms import PER_MILLION_PRICES, ApiKeyLimitsForm, CatalogPricesForm, per_million
 from .keys import api_keys_revoke
 from .models import ApiKey, ModelCatalogEntry, RoutingRule
@@ -71,11 +71,16 @@ class ModelCatalogEntryAdmin(admin.ModelAdmin):
         "context_length",
         "zdr",
         "is_active",
+        "status",
+        "shutdown_date",
+        "successor",
+        "needs_review",
     )
-    list_filter = ("is_active", "zdr")
+    list_filter = ("is_active", "status", "zdr")
     list_editable = ("is_active",)
     search_fields = ("id", "display_name")
-    readonly_fields = ("synced_at", "updated_at")
+    readonly_fields = ("synced_at", "updated_at", "review_flagged_at")
+    autocomplete_fields = ("successor",)
     fields = (
         "id",
         "display_name",
@@ -86,10 +91,24 @@ class ModelCatalogEntryAdmin(admin.ModelAdmin):
         "providers",
         "zdr",
         "is_active",
+        "status",
+        "shutdown_date",
+        "successor",
+        "review_note",
+        "review_flagged_at",
         "synced_at",
         "updated_at",
     )
-    actions = ("sync_from_openrouter",)
+    actions = ("sync_from_openrouter", "review_clear")
+
+    @admin.display(description="Review", boolean=True, ordering="review_flagged_at")
+    def needs_review(self, obj):
+        return obj.review_flagged_at is not None
+
+    @admin.action(description="Clear the review flag of selected models")
+    def review_clear(self, request, queryset):
+        count = catalog_review_clear(model_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Cleared the review flag of {count} model(s).", messages.SUCCESS)
 
     @admin.display(description="Prompt $/1M", ordering="prompt_price")
     def prompt_per_m(self, obj):
@@ -128,7 +147,7 @@ class ModelCatalogEntryAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             f"Catalog sync: {report['created']} added, {report['updated']} updated, "
-            f"{report['skipped']} skipped.",
+            f"{report['skipped']} skipped, {report['retired']} retired, {report['reactivated']} reactivated.",
             messages.SUCCESS,
         )
 

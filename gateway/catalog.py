@@ -329,6 +329,13 @@ def catalog_direct_ids_check(*, provider: str, listed: list[str]) -> list[str]:
     return list(missing)
 
 
+def catalog_review_clear(*, model_ids: list[str]) -> int:
+    """Staff handled these models: drop their review note and flag."""
+    return ModelCatalogEntry.objects.filter(id__in=model_ids, review_flagged_at__isnull=False).update(
+        review_note="", review_flagged_at=None
+    )
+
+
 def catalog_review_flag(*, model_ids: list[str], note: str) -> int:
     """Mark models for staff review (an upstream said it has no such model); returns how many were
     newly flagged. Already-flagged entries keep their first note and time."""

@@ -65,6 +65,9 @@ def test_catalog_admin_edits_prices_per_million_tokens(staff_client):
             "providers": json.dumps(entry.providers),
             "zdr": "on",
             "is_active": "on",
+            "status": entry.status,
+            "shutdown_date": str(entry.shutdown_date or ""),
+            "successor": entry.successor_id or "",
         },
     )
     assert r.status_code == 302, r.content[:2000]

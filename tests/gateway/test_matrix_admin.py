@@ -72,3 +72,26 @@ def test_staff_without_change_permission_see_the_grid_read_only(client, django_u
 
     assert "disabled" in client.get("/admin/gateway/routingrule/").content.decode()
     assert client.post("/admin/gateway/routingrule/", {"cell:simple/cost": "z-ai/glm-4.7"}).status_code == 403
+
+
+def test_catalog_admin_shows_the_lifecycle_and_clears_review_flags(staff_client):
+    from django.contrib.admin.utils import quote
+
+    from gateway.catalog import catalog_review_flag
+    from gateway.models import ModelCatalogEntry
+
+    catalog_review_flag(model_ids=["openai/gpt-4.1"], note="openai answered that it has no such model")
+    listing = staff_client.get("/admin/gateway/modelcatalogentry/?status__exact=retired").content.decode()
+    assert "google/gemini-flash-1.5" in listing and "openai/gpt-5.6-terra" not in listing
+    page = staff_client.get(f"/admin/gateway/modelcatalogentry/{quote('google/gemini-flash-1.5')}/change/")
+    assert page.status_code == 200 and b"2025-09-24" in page.content
+
+    r = staff_client.post(
+        "/admin/gateway/modelcatalogentry/",
+        {"action": "review_clear", "_selected_action": ["openai/gpt-4.1"]},
+        follow=True,
+    )
+
+    assert "Cleared the review flag of 1 model(s)." in r.content.decode()
+    entry = ModelCatalogEntry.objects.get(id="openai/gpt-4.1")
+    assert entry.review_flagged_at is None and entry.review_note == ""
