@@ -17,7 +17,7 @@ AUTH="Authorization: Bearer ${SMARTSPEC_API_KEY:?set SMARTSPEC_API_KEY}"
 call() { curl -sS --fail-with-body "$@"; echo; }
 
 call "$BASE/chat/completions" -H "$AUTH" -H "Content-Type: application/json" \
-  -d '{"model": "anthropic/claude-3.5-sonnet", "messages": [{"role": "user", "content": "Hello"}],
+  -d '{"model": "anthropic/claude-sonnet-4.6", "messages": [{"role": "user", "content": "Hello"}],
        "fallback_models": ["openai/gpt-4o"], "provider": {"zdr": true}}'
 call -N "$BASE/chat/completions" -H "$AUTH" -H "Content-Type: application/json" \
   -d '{"messages": [{"role": "user", "content": "Count to five"}], "task_type": "simple",

@@ -21,7 +21,7 @@ completion = client.chat.completions.create(
     messages=[{"role": "user", "content": "Name three prime numbers."}],
     max_tokens=200,
     extra_body={
-        "fallback_models": ["google/gemini-flash-1.5"],
+        "fallback_models": ["google/gemini-3.1-flash-lite"],
         "provider": {"sort": "price", "data_collection": "deny"},
     },
 )

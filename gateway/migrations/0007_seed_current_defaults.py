@@ -82,16 +82,17 @@ TERRA, LUNA = "openai/gpt-5.6-terra", "openai/gpt-5.6-luna"
 LLAMA_31, LLAMA_33 = "meta-llama/llama-3.1-70b-instruct", "meta-llama/llama-3.3-70b-instruct"
 
 # id, display name, context, USD per 1M: prompt, completion, cache read, cache write (5m), cache write 1h;
-# direct providers, zdr (no zero-retention endpoint is known for the new models yet)
+# direct providers, zdr (as the first seed marks these vendors' models: OpenRouter has zero-retention
+# endpoints for OpenAI, Anthropic and Google models)
 NEW_MODELS = [
     (SONNET_46, "Anthropic: Claude Sonnet 4.6", 1000000, "3", "15", "0.30", "3.75", "6",
-     {"anthropic": "claude-sonnet-4-6"}, False),
+     {"anthropic": "claude-sonnet-4-6"}, True),
     (HAIKU_45, "Anthropic: Claude Haiku 4.5", 200000, "1", "5", "0.10", "1.25", "2",
-     {"anthropic": "claude-haiku-4-5"}, False),
+     {"anthropic": "claude-haiku-4-5"}, True),
     (FLASH_LITE_31, "Google: Gemini 3.1 Flash Lite", 1048576, "0.25", "1.50", "0.025", None, None,
-     {"google": "gemini-3.1-flash-lite"}, False),
-    (TERRA, "OpenAI: GPT-5.6 Terra", 0, "2.50", "15", None, None, None, {"openai": "gpt-5.6-terra"}, False),
-    (LUNA, "OpenAI: GPT-5.6 Luna", 0, "1", "6", "0.10", None, None, {"openai": "gpt-5.6-luna"}, False),
+     {"google": "gemini-3.1-flash-lite"}, True),
+    (TERRA, "OpenAI: GPT-5.6 Terra", 0, "2.50", "15", None, None, None, {"openai": "gpt-5.6-terra"}, True),
+    (LUNA, "OpenAI: GPT-5.6 Luna", 0, "1", "6", "0.10", None, None, {"openai": "gpt-5.6-luna"}, True),
 ]  # fmt: skip
 
 # id: (status, shutdown date, successor)
