@@ -22,7 +22,12 @@ HELLO = [{"role": "user", "content": "Say hello"}]
 
 def test_unified_client_routes_and_reports_without_billing(providers, funded_user):
     from gateway.client import LLMResponse, get_unified_client
+    from gateway.models import RoutingRule
 
+    # The guide's original choice for this cell (deprecated, still callable), priced as below.
+    RoutingRule.objects.filter(task_type="planning", budget_priority="speed").update(
+        model_id="openai/gpt-4o-mini"
+    )
     providers.on(OPENROUTER_HOST, [json_response(500, openrouter_error(500, "down"))])
     providers.on(OPENAI_HOST, lambda req, body: json_response(200, openai_completion(model="gpt-4o-mini")))
     before = balance(funded_user)
