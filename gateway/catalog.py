@@ -329,6 +329,23 @@ def catalog_direct_ids_check(*, provider: str, listed: list[str]) -> list[str]:
     return list(missing)
 
 
+def catalog_direct_models_check(*, transport=None) -> dict[str, list[str]]:
+    """Probe every configured direct provider's own model list (OpenAI's and Anthropic's GET /v1/models,
+    Gemini's models.list; never a generation) and flag the catalog models whose direct id is gone.
+    Returns provider -> the catalog ids flagged; a provider whose list could not be read fully is absent."""
+    from monitoring.services import providers_probe_all
+
+    from .providers import provider_configs
+
+    configs = [c for name, c in provider_configs().items() if name not in (OPENROUTER, "demo")]
+    result = providers_probe_all(configs=configs, transport=transport, with_models=True)
+    return {
+        probed["provider"]: catalog_direct_ids_check(provider=probed["provider"], listed=probed["models"])
+        for probed in result["probed"]
+        if probed.get("models") is not None
+    }
+
+
 def catalog_review_clear(*, model_ids: list[str]) -> int:
     """Staff handled these models: drop their review note and flag."""
     return ModelCatalogEntry.objects.filter(id__in=model_ids, review_flagged_at__isnull=False).update(

@@ -4,14 +4,14 @@ from dataclasses import asdict
 
 from celery import shared_task
 
-from .catalog import catalog_sync_from_openrouter
+from .catalog import catalog_direct_models_check, catalog_sync_from_openrouter
 from .responses import stored_responses_purge
 from .settle_journal import holds_expire_after_replay
 
 
 @shared_task(name="gateway.catalog_sync")
 def catalog_sync() -> dict:
-    """Refresh catalog prices and context lengths from OpenRouter's model list."""
+    """Refresh catalog prices, context lengths and lifecycle from OpenRouter's model list."""
     return asdict(catalog_sync_from_openrouter())
 
 
@@ -25,3 +25,9 @@ def holds_expire() -> dict:
 def responses_purge() -> int:
     """Delete stored responses past RESPONSES_RETENTION_DAYS."""
     return stored_responses_purge()
+
+
+@shared_task(name="gateway.catalog_direct_check", ignore_result=False)
+def catalog_direct_check() -> dict:
+    """Probe the direct providers' model lists and flag catalog models whose direct id is gone."""
+    return catalog_direct_models_check()

@@ -226,25 +226,12 @@ PROBE_LOCK_KEY = "monitoring:probe-lock"
 PROBE_LOCK_SECONDS = 50
 
 
-def _direct_models_check(results: list[dict]) -> None:
-    """Flag catalog models whose direct id a provider's own list no longer carries (OpenRouter's list is
-    the catalog sync's job). Never fails the probe."""
-    from gateway.catalog import catalog_direct_ids_check
-
-    for result in results:
-        if result["provider"] == "openrouter" or result.get("models") is None:
-            continue
-        try:
-            catalog_direct_ids_check(provider=result["provider"], listed=result["models"])
-        except Exception:
-            logger.exception("checking %s's model list against the catalog failed", result["provider"])
-
-
 def providers_probe_all(
-    *, configs=None, transport=None, monitor: ProviderHealthMonitor | None = None
+    *, configs=None, transport=None, monitor: ProviderHealthMonitor | None = None, with_models: bool = False
 ) -> dict:
     """Probe every configured provider once (list-models, never a generation), then save a health
-    snapshot. Skipped when another worker holds the probe lock. Returns {"probed": [...], "skipped": bool}."""
+    snapshot. Skipped when another worker holds the probe lock. Returns {"probed": [...], "skipped": bool};
+    `with_models` keeps each provider's listed model ids (`models`) in its result."""
     if not cache.add(PROBE_LOCK_KEY, "1", timeout=PROBE_LOCK_SECONDS):
         return {"probed": [], "skipped": True}
     try:
@@ -257,9 +244,9 @@ def providers_probe_all(
         monitor = monitor or ProviderHealthMonitor()
         results = providers_probe(configs=configs, transport=transport, monitor=monitor)
         provider_health_snapshot_save(monitor=monitor)
-        _direct_models_check(results)
-        for result in results:
-            result.pop("models", None)  # the task's result stays small
+        if not with_models:
+            for result in results:
+                result.pop("models", None)  # the per-minute task's result stays small
         return {"probed": results, "skipped": False}
     finally:
         cache.delete(PROBE_LOCK_KEY)

@@ -306,6 +306,11 @@ CELERY_BEAT_SCHEDULE["gateway-catalog-sync"] = {
 # Responses API: how long a `store: true` response is kept for `previous_response_id` / GET.
 RESPONSES_RETENTION_DAYS = env.int("RESPONSES_RETENTION_DAYS", default=30)
 CELERY_BEAT_SCHEDULE["gateway-responses-purge"] = {"task": "gateway.responses_purge", "schedule": 3600}
+# The direct providers' own model lists (a list-models probe each) against the ids the catalog maps to.
+CELERY_BEAT_SCHEDULE["gateway-catalog-direct-check"] = {
+    "task": "gateway.catalog_direct_check",
+    "schedule": env.int("CATALOG_SYNC_SECONDS", default=24 * 3600),
+}
 
 # --- Monitoring (provider health) -------------------------------------------
 # Rolling window of attempts per provider/model: the last N samples no older than this.

@@ -152,3 +152,73 @@ def test_the_beat_job_runs_the_sync_daily(settings):
     job = settings.CELERY_BEAT_SCHEDULE["gateway-catalog-sync"]
     assert job["task"] == "gateway.catalog_sync" and job["schedule"] == 24 * 3600
     assert "gateway.catalog_sync" in app.tasks
+
+
+def test_the_direct_providers_own_lists_are_checked_for_the_catalogs_direct_ids(settings):
+    """OpenAI's and Anthropic's GET /v1/models and Gemini's models.list (mocked, in their documented
+    shapes) against the direct ids the catalog maps to; a missing one is flagged for staff review."""
+    import httpx
+
+    from gateway.models import ModelCatalogEntry
+    from gateway.tasks import catalog_direct_check
+
+    settings.OPENROUTER_API_KEY = ""
+    settings.GROQ_API_KEY = settings.ZAI_API_KEY = settings.OLLAMA_BASE_URL = ""
+    settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "sk-test", "https://openai.test/v1"
+    settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL = "sk-ant-test", "https://anthropic.test"
+    settings.GOOGLE_API_KEY, settings.GEMINI_BASE_URL = "AIza-test", "https://gemini.test/v1beta"
+    settings.HEALTH_KEY_PREFIX = "test-direct-check"
+    lists = {
+        "openai.test": {
+            "object": "list",
+            "data": [
+                {"id": "gpt-5.6-terra", "object": "model", "created": 1782432000, "owned_by": "system"},
+                {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system",
+                 "shutdown_date": "2027-01-14"},
+                {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
+                {"id": "gpt-4.1", "object": "model", "created": 1744316542, "owned_by": "system"},
+                {"id": "gpt-4.1-mini", "object": "model", "created": 1744318173, "owned_by": "system"},
+            ],
+        },
+        "anthropic.test": {
+            "data": [
+                {"type": "model", "id": "claude-haiku-4-5", "display_name": "Claude Haiku 4.5",
+                 "created_at": "2025-10-15T00:00:00Z"},
+            ],
+            "has_more": False,
+            "first_id": "claude-haiku-4-5",
+            "last_id": "claude-haiku-4-5",
+        },
+        "gemini.test": {
+            "models": [
+                {"name": "models/gemini-3.1-flash-lite", "version": "001", "displayName": "Gemini 3.1 Flash-Lite",
+                 "supportedGenerationMethods": ["generateContent", "countTokens"]},
+            ]
+        },
+    }  # fmt: skip
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(200, json=lists[request.url.host])
+
+    from gateway.catalog import catalog_direct_models_check
+
+    flagged = catalog_direct_models_check(transport=httpx.MockTransport(handler))
+
+    assert all(r.method == "GET" and r.url.path.endswith("/models") for r in seen) and len(seen) == 3
+    assert flagged == {
+        "openai": ["openai/gpt-5.6-luna"],
+        "anthropic": ["anthropic/claude-sonnet-4.6"],
+        "google": [],
+    }
+    notes = dict(
+        ModelCatalogEntry.objects.filter(review_flagged_at__isnull=False).values_list("id", "review_note")
+    )
+    assert notes == {
+        "openai/gpt-5.6-luna": "openai's model list no longer has gpt-5.6-luna",
+        "anthropic/claude-sonnet-4.6": "anthropic's model list no longer has claude-sonnet-4-6",
+    }
+    # Retired models are not checked (claude-3-5-sonnet is not listed and not flagged), and the daily
+    # beat job runs the check.
+    assert settings.CELERY_BEAT_SCHEDULE["gateway-catalog-direct-check"]["task"] == catalog_direct_check.name

@@ -168,82 +168,15 @@ def test_a_probe_round_already_running_elsewhere_is_skipped(monitor):
 
 
 @pytest.mark.django_db
-def test_probes_flag_catalog_models_a_direct_provider_no_longer_lists(monitor):
-    """OpenAI's, Anthropic's and Gemini's own lists are checked for the direct ids the catalog maps to."""
-    from gateway.models import ModelCatalogEntry
+def test_probes_can_return_the_listed_model_ids_and_a_paged_list_gives_none(monitor):
+    result = providers_probe_all(configs=CONFIGS, transport=_transport([]), monitor=monitor, with_models=True)
 
-    ModelCatalogEntry.objects.filter(id="google/gemini-3.1-flash-lite").update(
-        providers={"openrouter": "google/gemini-3.1-flash-lite", "google": "gemini-3.1-flash-lite"}
+    models = {r["provider"]: r["models"] for r in result["probed"]}
+    assert models["openrouter"] == ["openai/gpt-4o"]
+    # Anthropic's and Gemini's lists have more pages: nothing can be said about an absent model.
+    assert models["anthropic"] is None and models["google"] is None and models["groq"] is None
+    # The per-minute task's result carries no lists.
+    monitor.clear()
+    assert all(
+        "models" not in r for r in providers_probe_all(configs=CONFIGS, transport=_transport([]))["probed"]
     )
-    openai_models = {
-        "object": "list",
-        "data": [
-            {"id": "gpt-5.6-terra", "object": "model", "created": 1782432000, "owned_by": "system"},
-            {
-                "id": "gpt-4o",
-                "object": "model",
-                "created": 1715367049,
-                "owned_by": "system",
-                "shutdown_date": "2027-01-14",
-            },
-        ],
-    }
-    anthropic_models = {
-        "data": [
-            {
-                "type": "model",
-                "id": "claude-haiku-4-5",
-                "display_name": "Claude Haiku 4.5",
-                "created_at": "2025-10-15T00:00:00Z",
-            }
-        ],
-        "has_more": False,
-        "first_id": "claude-haiku-4-5",
-        "last_id": "claude-haiku-4-5",
-    }
-    gemini_models = {
-        "models": [{"name": "models/gemini-3.1-flash-lite", "displayName": "Gemini 3.1 Flash-Lite"}]
-    }
-
-    def handler(request):
-        return httpx.Response(
-            200,
-            json={
-                "openai.test": openai_models,
-                "anthropic.test": anthropic_models,
-                "gemini.test": gemini_models,
-            }[request.url.host],
-        )
-
-    configs = [
-        ProviderConfig(
-            name="openai", wire=WIRE_OPENAI_COMPAT, base_url="https://openai.test/v1", api_key="sk-x"
-        ),
-        ProviderConfig(
-            name="anthropic", wire=WIRE_ANTHROPIC, base_url="https://anthropic.test", api_key="sk-a"
-        ),
-        ProviderConfig(
-            name="google", wire=WIRE_GEMINI, base_url="https://gemini.test/v1beta", api_key="AIza"
-        ),
-    ]
-    providers_probe_all(configs=configs, transport=httpx.MockTransport(handler), monitor=monitor)
-
-    flagged = dict(
-        ModelCatalogEntry.objects.filter(review_flagged_at__isnull=False).values_list("id", "review_note")
-    )
-    # Listed: gpt-5.6-terra, gpt-4o, claude-haiku-4-5, gemini-3.1-flash-lite. Missing, and still callable:
-    assert flagged["openai/gpt-5.6-luna"] == "openai's model list no longer has gpt-5.6-luna"
-    assert flagged["anthropic/claude-sonnet-4.6"] == "anthropic's model list no longer has claude-sonnet-4-6"
-    assert "openai/gpt-5.6-terra" not in flagged and "openai/gpt-4o" not in flagged
-    assert "anthropic/claude-haiku-4.5" not in flagged and "google/gemini-3.1-flash-lite" not in flagged
-    # Retired models are not flagged again, and a list with more pages proves nothing (checked above:
-    # Anthropic's and Gemini's first test lists had more pages and flagged nothing).
-    assert "anthropic/claude-3.5-sonnet" not in flagged
-
-
-@pytest.mark.django_db
-def test_a_paged_list_flags_nothing(monitor):
-    from gateway.models import ModelCatalogEntry
-
-    providers_probe_all(configs=CONFIGS, transport=_transport([]), monitor=monitor)
-    assert not ModelCatalogEntry.objects.filter(review_flagged_at__isnull=False).exists()
