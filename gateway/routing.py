@@ -605,11 +605,9 @@ def route_plan(*, options: RouteOptions, chat: ChatRequest | None = None) -> Rou
             for attempt in attempts:
                 if attempt.model == model_id:
                     attempt.standby_for = None
-    successor_of = {}
-    for model_id in chain:
-        successors = catalog_successor_chain(models[model_id]) if models[model_id].successor else []
-        if successors:
-            successor_of[model_id] = successors[-1].id
+    # For error messages only: the named successor, not fetched (no extra catalog read per call).
+    successor_of = {m: models[m].successor for m in chain if models[m].successor}
+    successor_of.update({predecessor: model_id for model_id, predecessor in standby.items()})
     _circuits_apply(attempts)
     plan = RoutePlan(
         model=first,

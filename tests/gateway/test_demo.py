@@ -49,13 +49,14 @@ def test_demo_answers_the_native_call_routed_by_the_matrix(demo_only, funded_use
     body = r.json()
     assert (body["provider"], body["model"], body["task_type"]) == (
         "demo",
-        "openai/gpt-4o",
+        "openai/gpt-5.6-terra",
         "code_generation",
     )
     charged = catalog_micro(
-        "openai/gpt-4o", body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]
+        "openai/gpt-5.6-terra", body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]
     )
     assert Decimal(body["credits_charged"]) * 1_000_000 == charged > 0
+    assert body["routing_reason"] == "code_generation/balanced: openai/gpt-5.6-terra"
 
 
 def test_demo_streams(demo_only, funded_user):

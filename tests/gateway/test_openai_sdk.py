@@ -101,7 +101,7 @@ def test_sdk_streaming_with_usage(providers, funded_user, sdk):
 
 def test_sdk_models_list(providers, funded_user, sdk):
     models = {m.id: m for m in sdk.models.list()}
-    assert {"openai/gpt-4o", "anthropic/claude-3.5-sonnet", "z-ai/glm-4.7"} <= set(models)
+    assert {"openai/gpt-4o", "anthropic/claude-sonnet-4.6", "z-ai/glm-4.7"} <= set(models)
     gpt4o = models["openai/gpt-4o"]
     assert gpt4o.owned_by == "openai"
     assert Decimal(gpt4o.model_extra["pricing"]["prompt"]) == Decimal("0.0000025")
@@ -172,7 +172,7 @@ def test_acceptance_sdk_through_a_real_fake_openrouter_moves_the_balance_by_cost
             client = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=api_key, max_retries=0, timeout=20)
             start = balance(funded_user)["balance"]
 
-            completion = client.chat.completions.create(model="anthropic/claude-3.5-sonnet", messages=HELLO)
+            completion = client.chat.completions.create(model="anthropic/claude-sonnet-4.6", messages=HELLO)
             after_one = balance(funded_user)["balance"]
             streamed = "".join(
                 c.choices[0].delta.content or ""
@@ -184,14 +184,15 @@ def test_acceptance_sdk_through_a_real_fake_openrouter_moves_the_balance_by_cost
             after_two = balance(funded_user)["balance"]
 
     assert completion.choices[0].message.content == "Hello there!"
-    assert completion.model == "anthropic/claude-3.5-sonnet"
+    assert completion.model == "anthropic/claude-sonnet-4.6"
     assert streamed == "Hello world"
     # $0.000321 x 1000 credits/USD = 0.321 credits = 321,000 micro-credits, each call.
     assert start - after_one == 321_000
     assert after_one - after_two == 321_000
     assert balance(funded_user)["held"] == 0
     (first, first_headers), (second, _) = fake.requests
-    assert first["model"] == "anthropic/claude-3.5-sonnet" and second["model"] == "openai/gpt-4o"
+    # analysis/balanced is seeded with GPT-4o's successor.
+    assert first["model"] == "anthropic/claude-sonnet-4.6" and second["model"] == "openai/gpt-5.6-terra"
     assert first_headers["authorization"] == "Bearer sk-or-v1-acceptance"
     assert first_headers["http-referer"] == "https://gateway.example"
     assert second["stream"] is True

@@ -136,7 +136,7 @@ def test_all_attempts_failing_is_502_with_the_attempts_and_no_charge(providers, 
     )
     before = balance(funded_user)
 
-    r = post(http, {"model": "openai/gpt-4o", "messages": HELLO, "models": ["anthropic/claude-3.5-sonnet"]})
+    r = post(http, {"model": "openai/gpt-4o", "messages": HELLO, "models": ["anthropic/claude-sonnet-4.6"]})
 
     assert r.status_code == 502
     error = r.json()["error"]
@@ -144,8 +144,8 @@ def test_all_attempts_failing_is_502_with_the_attempts_and_no_charge(providers, 
     assert [(a["model"], a["provider"], a["status"]) for a in error["attempts"]] == [
         ("openai/gpt-4o", "openrouter", "error"),
         ("openai/gpt-4o", "openai", "error"),
-        ("anthropic/claude-3.5-sonnet", "openrouter", "error"),
-        ("anthropic/claude-3.5-sonnet", "anthropic", "error"),
+        ("anthropic/claude-sonnet-4.6", "openrouter", "error"),
+        ("anthropic/claude-sonnet-4.6", "anthropic", "error"),
     ]
     text = r.content.decode()
     assert "sk-or-v1" not in text and "boom" not in text and "Overloaded" not in text
@@ -242,12 +242,12 @@ def test_use_openrouter_false_goes_direct(providers, funded_user, http):
     )
     before = balance(funded_user)["balance"]
 
-    r = post(http, {"model": "anthropic/claude-3.5-sonnet", "messages": HELLO, "use_openrouter": False})
+    r = post(http, {"model": "anthropic/claude-sonnet-4.6", "messages": HELLO, "use_openrouter": False})
 
     assert r.status_code == 200, r.content
     assert r.json()["provider"] == "anthropic"
     assert providers.hosts() == [ANTHROPIC_HOST]
-    assert providers.bodies(ANTHROPIC_HOST)[0]["model"] == "claude-3-5-sonnet-20241022"
+    assert providers.bodies(ANTHROPIC_HOST)[0]["model"] == "claude-sonnet-4-6"
     # 12 x $0.000003 + 6 x $0.000015 = $0.000126 -> 126,000 micro-credits.
     assert before - balance(funded_user)["balance"] == 126_000
 
@@ -256,7 +256,7 @@ def test_fallback_models_go_to_openrouter_as_its_models_array(providers, funded_
     providers.on(
         OPENROUTER_HOST,
         lambda req, body: json_response(
-            200, openrouter_completion(model="anthropic/claude-3.5-sonnet", cost="0.0003")
+            200, openrouter_completion(model="anthropic/claude-sonnet-4.6", cost="0.0003")
         ),
     )
     before = balance(funded_user)["balance"]
@@ -265,7 +265,7 @@ def test_fallback_models_go_to_openrouter_as_its_models_array(providers, funded_
         http,
         {
             "model": "openai/gpt-4o",
-            "fallback_models": ["anthropic/claude-3.5-sonnet"],
+            "fallback_models": ["anthropic/claude-sonnet-4.6"],
             "messages": HELLO,
             "provider": {"sort": "throughput"},
         },
@@ -273,10 +273,10 @@ def test_fallback_models_go_to_openrouter_as_its_models_array(providers, funded_
 
     assert r.status_code == 200
     sent = providers.bodies(OPENROUTER_HOST)[0]
-    assert sent["models"] == ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"]
+    assert sent["models"] == ["openai/gpt-4o", "anthropic/claude-sonnet-4.6"]
     assert sent["provider"]["sort"] == "throughput"
     # OpenRouter fell back itself; the answer names the model that answered and its cost is billed.
-    assert r.json()["model"] == "anthropic/claude-3.5-sonnet"
+    assert r.json()["model"] == "anthropic/claude-sonnet-4.6"
     assert before - balance(funded_user)["balance"] == 300_000
 
 

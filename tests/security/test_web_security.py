@@ -259,8 +259,8 @@ CALLS = [
     # model, use_openrouter: reaching every provider, each failing with an echoing body
     ("openai/gpt-4o", True),
     ("openai/gpt-4o", False),
-    ("anthropic/claude-3.5-sonnet", False),
-    ("google/gemini-flash-1.5", False),
+    ("anthropic/claude-sonnet-4.6", False),
+    ("google/gemini-3.1-flash-lite", False),
     ("meta-llama/llama-3.3-70b-instruct", False),
     ("z-ai/glm-4.7", False),
 ]
