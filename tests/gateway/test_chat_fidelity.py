@@ -187,7 +187,7 @@ def test_a_skipped_attempt_falls_back_and_says_why(providers, funded_user, http)
     r = http.post(
         "/api/llm/chat",
         {
-            "model": "anthropic/claude-3.5-sonnet",
+            "model": "anthropic/claude-sonnet-4.6",
             "fallback_models": ["openai/gpt-4o"],
             "messages": HELLO,
             "use_openrouter": False,
@@ -208,7 +208,7 @@ def test_thinking_that_cannot_fit_under_max_tokens_is_a_400_naming_it(providers,
     r = post(
         http,
         {
-            "model": "anthropic/claude-3.5-sonnet",
+            "model": "anthropic/claude-sonnet-4.6",
             "messages": HELLO,
             "use_openrouter": False,
             "reasoning_effort": "high",
@@ -224,7 +224,7 @@ def test_thinking_drops_temperature_and_says_so(providers, funded_user, http):
     r = post(
         http,
         {
-            "model": "anthropic/claude-3.5-sonnet",
+            "model": "anthropic/claude-sonnet-4.6",
             "messages": HELLO,
             "use_openrouter": False,
             "reasoning_effort": "low",
@@ -255,10 +255,12 @@ def test_gemini_candidates_come_back_as_choices(providers, funded_user, http):
             },
         ],
         "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 6, "totalTokenCount": 11},
-        "modelVersion": "gemini-1.5-flash",
+        "modelVersion": "gemini-3.1-flash-lite",
     }
     providers.on(GEMINI_HOST, lambda req, body: json_response(200, answer))
-    r = post(http, {"model": "google/gemini-flash-1.5", "messages": HELLO, "use_openrouter": False, "n": 2})
+    r = post(
+        http, {"model": "google/gemini-3.1-flash-lite", "messages": HELLO, "use_openrouter": False, "n": 2}
+    )
     assert r.status_code == 200, r.content
     choices = r.json()["choices"]
     assert [(c["index"], c["message"]["content"], c["finish_reason"]) for c in choices] == [
@@ -267,8 +269,8 @@ def test_gemini_candidates_come_back_as_choices(providers, funded_user, http):
     ]
     assert providers.bodies(GEMINI_HOST)[0]["generationConfig"]["candidateCount"] == 2
     usage = json.loads(r.content, parse_float=Decimal)["usage"]
-    # 5 x $0.000000075 + 6 x $0.0000003 = $0.000002175, a JSON number with those digits.
-    assert str(usage["cost"]) == "0.000002175" and str(usage["credits"]) == "0.002175"
+    # 5 x $0.00000025 + 6 x $0.0000015 = $0.00001025, a JSON number with those digits.
+    assert str(usage["cost"]) == "0.00001025" and str(usage["credits"]) == "0.010250"
 
 
 def test_money_stays_an_exact_number_when_orjson_cannot_write_the_body():

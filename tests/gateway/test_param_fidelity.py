@@ -30,8 +30,8 @@ GUIDE = Path(__file__).resolve().parents[2] / "docs" / "INTEGRATION_GUIDE.md"
 WIRES = {"OpenAI-compatible": "openai_compat", "Anthropic": "anthropic", "Gemini": "gemini"}
 TARGETS = {
     "openai_compat": ("openai/gpt-4o", OPENAI_HOST),
-    "anthropic": ("anthropic/claude-3.5-sonnet", ANTHROPIC_HOST),
-    "gemini": ("google/gemini-flash-1.5", GEMINI_HOST),
+    "anthropic": ("anthropic/claude-sonnet-4.6", ANTHROPIC_HOST),
+    "gemini": ("google/gemini-3.1-flash-lite", GEMINI_HOST),
 }
 GEMINI_ANSWER = {
     "candidates": [
@@ -42,7 +42,7 @@ GEMINI_ANSWER = {
         }
     ],
     "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8},
-    "modelVersion": "gemini-1.5-flash",
+    "modelVersion": "gemini-3.1-flash-lite",
     "responseId": "abc",
 }
 
