@@ -262,7 +262,7 @@ def catalog(db):
     importlib.import_module("gateway.migrations.0003_seed_catalog_routing").seed(apps, None)
     importlib.import_module("gateway.migrations.0006_embeddings_and_stored_responses").seed(apps, None)
     importlib.import_module("gateway.migrations.0005_catalog_price_components").seed(apps, None)
-    importlib.import_module("gateway.migrations.0007_seed_current_defaults").seed(apps, None)
+    importlib.import_module("gateway.migrations.0008_seed_current_defaults").seed(apps, None)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gateway', '0005_catalog_price_components'),
+        ('gateway', '0006_embeddings_and_stored_responses'),
     ]
 
     operations = [

@@ -178,6 +178,6 @@ def unseed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("gateway", "0006_catalog_lifecycle")]
+    dependencies = [("gateway", "0007_catalog_lifecycle")]
 
     operations = [migrations.RunPython(seed, unseed)]
