@@ -98,7 +98,10 @@ def test_unlisted_model_is_retired_kept_with_its_usage_rows_and_nothing_routes_t
     assert exc.value.successor == SUCCESSOR
     assert GONE not in {m.id for m in catalog_callable()}
     # Models that OpenRouter does not serve (direct-only, local) are never retired by its list.
-    assert [str(r.url) for r in network.requests] == ["https://openrouter.ai/api/v1/models"]
+    assert [str(r.url) for r in network.requests] == [
+        "https://openrouter.ai/api/v1/models",
+        "https://openrouter.ai/api/v1/embeddings/models",
+    ]
 
     out = sync(network, models_body(with_={GONE}))
 
@@ -178,6 +181,8 @@ def test_the_direct_providers_own_lists_are_checked_for_the_catalogs_direct_ids(
                 {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
                 {"id": "gpt-4.1", "object": "model", "created": 1744316542, "owned_by": "system"},
                 {"id": "gpt-4.1-mini", "object": "model", "created": 1744318173, "owned_by": "system"},
+                *({"id": name, "object": "model", "created": 1705953180, "owned_by": "system"}
+                  for name in ("text-embedding-3-large", "text-embedding-3-small", "text-embedding-ada-002")),
             ],
         },
         "anthropic.test": {
@@ -193,6 +198,8 @@ def test_the_direct_providers_own_lists_are_checked_for_the_catalogs_direct_ids(
             "models": [
                 {"name": "models/gemini-3.1-flash-lite", "version": "001", "displayName": "Gemini 3.1 Flash-Lite",
                  "supportedGenerationMethods": ["generateContent", "countTokens"]},
+                {"name": "models/gemini-embedding-001", "version": "001", "displayName": "Gemini Embedding 001",
+                 "supportedGenerationMethods": ["embedContent", "countTextTokens"]},
             ]
         },
     }  # fmt: skip
