@@ -1,6 +1,7 @@
 """A Hypothesis state machine over the billing services: top-ups, holds, settles, releases, expiries,
-refunds, disputes (open, won, lost), staff clearing a shortfall and workers killed mid-call, in random
-order. After every step: the balance is the sum of the ledger, never below zero, `held` is the sum of
+refunds, disputes (open, won, lost), staff clearing a shortfall, workers killed mid-call, settles that
+hit a database outage (journaled, then replayed by the expiry job) and a server shutdown draining its
+calls, in random order. After every step: the balance is the sum of the ledger, never below zero, `held` is the sum of
 the open holds, the figures match a model of the money policies, and no hold is resolved twice.
 
 Seeded and replayable: the run prints its seed; `LEDGER_SEED=<n>` replays (or explores) another.
@@ -12,10 +13,15 @@ import itertools
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
@@ -30,6 +36,9 @@ from hypothesis.stateful import (
 from billing import services
 from billing.credits import MICRO_PER_CREDIT, topup_cents_to_micro
 from billing.models import CreditAccount, CreditHold
+from gateway import service as gateway_service
+from gateway import settle_journal
+from gateway.limits import Reservation
 from smartspec.errors import InsufficientCredits
 
 C = MICRO_PER_CREDIT
@@ -67,6 +76,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balance = self.held = self.owed = 0
         self.open: dict[int, int] = {}  # hold pk -> amount, for calls still running
         self.abandoned: dict[int, int] = {}  # holds of killed workers, past their expiry
+        self.journaled: dict[int, tuple[int, int]] = {}  # hold pk -> (amount, cost): settle hit an outage
         self.resolved: dict[int, tuple] = {}  # hold pk -> (state, charged, excess) when it closed
         self.payments: list[Payment] = []
         self.requests = itertools.count()
@@ -165,9 +175,10 @@ class LedgerMachine(RuleBasedStateMachine):
             CreditHold.objects.filter(pk=hold.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
             self.abandoned[hold.pk] = hold.amount
 
+    @precondition(lambda self: not self.journaled)
     @rule()
     def expire(self):
-        """The beat job's service: only holds past their expiry go back."""
+        """The billing service alone (no settle journaled): only holds past their expiry go back."""
         # Holds of calls still running are not touched.
         assert services.holds_expire() == len(self.abandoned)
         for pk, amount in self.abandoned.items():
@@ -176,6 +187,88 @@ class LedgerMachine(RuleBasedStateMachine):
             assert self.resolved[pk][0] == "expired"
         self.abandoned.clear()
         self._collect()
+
+    @precondition(lambda self: self.open)
+    @rule(
+        pick=st.integers(min_value=0),
+        ratio=st.sampled_from([0, 50, 100, 300]),
+        stale=st.booleans(),
+    )
+    def settle_hits_a_database_outage(self, pick, ratio, stale):
+        """The upstream answered, then the database went away: the gateway's settle is journaled and
+        the hold stays open (even past its expiry: `stale`), to be charged when the database returns."""
+        pk = sorted(self.open)[pick % len(self.open)]
+        amount = self.open.pop(pk)
+        cost = amount * ratio // 100
+        billing = SimpleNamespace(
+            user=self.user, api_key_id=None, hold_id=pk, hold_amount=amount, charged=0, uncharged=0,
+            reservation=Reservation(),
+        )  # fmt: skip
+        outcome = SimpleNamespace(
+            cost_usd=Decimal(cost) / 10**9, model="openai/gpt-4o", provider="openrouter",
+            usage=SimpleNamespace(total_tokens=10),
+        )  # fmt: skip
+        request_id = CreditHold.objects.get(pk=pk).request_id
+        prepared = SimpleNamespace(request_id=request_id)
+        down = OperationalError("the database is down")
+        with (
+            mock.patch.object(gateway_service, "hold_settle", side_effect=down),
+            mock.patch.object(gateway_service, "hold_release", side_effect=down),
+        ):
+            settle = gateway_service._settle(prepared=prepared, billing=billing, outcome=outcome)
+        assert settle is not None and billing.charged == min(cost, amount)
+        usage = {
+            "user_id": self.user.pk, "api_key_id": None, "request_id": request_id, "model": "openai/gpt-4o",
+            "provider": "openrouter", "task_type": "simple", "route": "explicit", "prompt_tokens": 1,
+            "completion_tokens": 1, "cost_usd": outcome.cost_usd, "credits": billing.charged,
+            "hold": amount, "latency_ms": 1, "ttft_ms": None, "attempts": [], "status": "ok",
+        }  # fmt: skip
+        settle_journal.settle_journal_add(**settle, usage=usage)
+        if stale:
+            CreditHold.objects.filter(pk=pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        assert CreditHold.objects.get(pk=pk).state == "held"
+        self.journaled[pk] = (amount, cost)
+
+    @rule()
+    def expiry_job(self):
+        """The database is back: the expiry job replays every journaled settle (each charged what its
+        answer said, at most its hold), then expires the abandoned holds, never a journaled one."""
+        result = settle_journal.holds_expire_after_replay()
+        assert result == {"replayed": len(self.journaled), "expired": len(self.abandoned)}
+        for pk, (amount, cost) in sorted(self.journaled.items()):
+            self.held -= amount
+            charge = min(cost, amount, max(0, self.balance - self.held))
+            self.balance -= charge
+            self._collect()
+            self._closed(pk)
+            assert self.resolved[pk][:2] == ("settled" if cost else "released", charge)
+        self.journaled.clear()
+        for pk, amount in self.abandoned.items():
+            self.held -= amount
+            self._closed(pk)
+            assert self.resolved[pk][0] == "expired"
+        self.abandoned.clear()
+        self._collect()
+        assert settle_journal.settle_journal_pending() == []
+
+    @precondition(lambda self: self.open)
+    @rule(ratios=st.lists(st.sampled_from([0, 10, 100]), min_size=1, max_size=8))
+    def shutdown(self, ratios):
+        """The server is told to stop: every call in flight settles for what it produced (0: nothing,
+        released) before it exits; none is left open."""
+        for index, pk in enumerate(sorted(self.open)):
+            amount = self.open.pop(pk)
+            cost = amount * ratios[index % len(ratios)] // 100
+            services.hold_settle(hold_id=pk, amount=cost)
+            self.held -= amount
+            self.balance -= min(cost, amount, max(0, self.balance - self.held))
+            self._collect()
+            self._closed(pk)
+        assert (
+            not CreditHold.objects.filter(account__user=self.user, state="held", purpose="usage")
+            .exclude(pk__in=[*self.abandoned, *self.journaled])
+            .exists()
+        )
 
     @precondition(lambda self: self.resolved)
     @rule(pick=st.integers(min_value=0), amount=st.integers(min_value=0, max_value=10_000 * C))
@@ -269,12 +362,18 @@ class LedgerMachine(RuleBasedStateMachine):
         assert now == self.resolved
 
     def teardown(self):
+        # Journaled settles of holds this example rolls back go with them.
+        for path in Path(django_settings.SETTLE_JOURNAL_DIR).glob("*.json"):
+            path.unlink()
         transaction.set_rollback(True)
         self._example.__exit__(None, None, None)
 
 
 @pytest.mark.django_db
-def test_ledger_state_machine():
+def test_ledger_state_machine(monkeypatch, tmp_path):
+    # Replays run from the expiry job step, in this test's transaction, not from a background thread.
+    monkeypatch.setattr(settle_journal, "replayer_start", lambda: None)
+    monkeypatch.setattr(django_settings, "SETTLE_JOURNAL_DIR", str(tmp_path / "journal"))
     print(
         f"\nledger state machine: seed {SEED}, {MAX_EXAMPLES} examples x {STEPS} steps (LEDGER_SEED replays)"
     )
