@@ -169,3 +169,24 @@ def test_a_worker_relaying_huge_streams_keeps_its_memory_flat(fake, catalog, use
     from billing.models import CreditHold
 
     assert CreditHold.objects.filter(state="held").count() == 0
+
+
+async def test_a_key_capped_at_12_credits_a_day_is_never_charged_more_by_one_call(
+    faulty, funded, ahttp, api_key
+):
+    """The spend cap reserves the call's hold, and the charge never exceeds the hold: an upstream that
+    claims $999 cannot push a capped key past its cap."""
+    from gateway.models import ApiKey
+
+    await sync_to_async(ApiKey.objects.update)(credits_per_day=12 * 10**6)
+    faulty.script("openrouter", "cost_999")
+    before = await state(funded)
+
+    r = await ahttp.post("/api/llm/chat", {"model": "openai/gpt-4o", "messages": HELLO, "max_tokens": 100})
+
+    assert r.status_code == 200, r.content
+    after = await state(funded)
+    charged = before["balance"] - after["balance"]
+    (record,) = after["records"]
+    assert 0 < charged == record["hold"] <= 12 * 10**6
+    assert record["uncharged"] == usd_to_micro(999) - charged
