@@ -9,7 +9,7 @@ from smartspec.errors import InvalidRequest
 
 from . import services
 from .credits import credits_to_micro, format_credits
-from .models import CreditAccount, CreditHold, LedgerEntry, StripeEvent, TopUp
+from .models import CreditAccount, CreditHold, LedgerEntry, PendingClawback, StripeEvent, TopUp
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -205,3 +205,13 @@ class StripeEventAdmin(ReadOnlyAdmin):
     list_display = ("event_id", "type", "status", "livemode", "received_at", "processed_at", "error")
     list_filter = ("status", "type", "livemode")
     search_fields = ("event_id",)
+
+
+@admin.register(PendingClawback)
+class PendingClawbackAdmin(ReadOnlyAdmin):
+    """Refunds and disputes that arrived before their payment; applied when it is credited."""
+
+    list_display = ("received_at", "kind", "payment_intent_id", "amount_cents", "stripe_event_id")
+    list_display += ("applied_at",)
+    list_filter = ("kind", ("applied_at", admin.EmptyFieldListFilter))
+    search_fields = ("payment_intent_id", "stripe_event_id", "charge_id", "dispute_id")

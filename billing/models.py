@@ -174,9 +174,46 @@ class TopUp(models.Model):
         return f"top-up {self.payment_intent_id or self.checkout_session_id}"
 
 
+class PendingClawback(models.Model):
+    """A refund or dispute that arrived before its payment was credited (e.g. the payment's event
+    failed during an outage and is retried after support refunded it). Applied, in arrival order, in
+    the transaction that credits the payment, so the outcome is the natural order's."""
+
+    class Kind(models.TextChoices):
+        REFUND = "refund", "Refund"
+        DISPUTE_OPEN = "dispute_open", "Dispute opened"
+        DISPUTE_CLOSE = "dispute_close", "Dispute closed"
+
+    payment_intent_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    stripe_event_id = models.CharField(max_length=255, blank=True, default="")
+    charge_id = models.CharField(max_length=255, blank=True, default="")
+    dispute_id = models.CharField(max_length=255, blank=True, default="")
+    dispute_status = models.CharField(max_length=40, blank=True, default="")
+    amount_cents = models.BigIntegerField(
+        help_text="Refunds: Stripe's cumulative amount_refunded; disputes: the disputed amount."
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["payment_intent_id"],
+                condition=Q(applied_at__isnull=True),
+                name="billing_pending_clawback_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"pending {self.kind} for {self.payment_intent_id}"
+
+
 class StripeEvent(models.Model):
     class Status(models.TextChoices):
         PROCESSED = "processed", "Processed"
+        PENDING = "pending", "Pending its payment"
         IGNORED = "ignored", "Ignored"
         FAILED = "failed", "Failed"
 

@@ -11,10 +11,10 @@ import logging
 import stripe
 from django.conf import settings
 
-from smartspec.errors import Forbidden, InvalidRequest, UpstreamUnavailable
+from smartspec.errors import Conflict, Forbidden, InvalidRequest, UpstreamUnavailable
 
 from . import services
-from .credits import TOPUP_MAX_CENTS, TOPUP_MIN_CENTS, format_cents, format_credits, topup_cents_to_micro
+from .credits import format_credits, topup_cents_to_micro
 from .models import TopUp
 
 logger = logging.getLogger(__name__)
@@ -36,17 +36,9 @@ def _provider_error(exc: stripe.StripeError, *, action: str) -> Exception:
     return UpstreamUnavailable(f"The payment provider could not {action}; try again later.")
 
 
-def topup_amount_check(amount_cents: int) -> None:
-    if not TOPUP_MIN_CENTS <= amount_cents <= TOPUP_MAX_CENTS:
-        raise InvalidRequest(
-            f"Top-ups must be between ${format_cents(TOPUP_MIN_CENTS)} and ${format_cents(TOPUP_MAX_CENTS)}.",
-            code="amount_out_of_range",
-        )
-
-
 def checkout_session_create(*, user, amount_cents: int, success_url: str, cancel_url: str) -> dict:
     """A Stripe Checkout Session for a top-up; the webhook credits it once it is paid."""
-    topup_amount_check(amount_cents)
+    services.topup_amount_check(amount_cents)
     client = stripe_client()
     user_ref = str(user.pk)
     credits = format_credits(topup_cents_to_micro(amount_cents))
@@ -78,6 +70,28 @@ def checkout_session_create(*, user, amount_cents: int, success_url: str, cancel
     except stripe.StripeError as exc:
         raise _provider_error(exc, action="start the checkout")
     return {"checkout_url": session.url, "session_id": session.id}
+
+
+def checkout_session_payment_intent(*, session_id: str) -> str:
+    """The PaymentIntent of a paid Checkout Session whose event did not carry it, from Stripe itself.
+
+    Crediting a session without its PaymentIntent would let `payment_intent.succeeded` credit the
+    same payment again, so a session Stripe cannot tie to one is refused (the event fails and Stripe
+    delivers it again later)."""
+    client = stripe_client()
+    try:
+        session = client.v1.checkout.sessions.retrieve(session_id).to_dict()
+    except stripe.StripeError as exc:
+        raise _provider_error(exc, action="look up the checkout session")
+    intent = session.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    if session.get("id") != session_id or not isinstance(intent, str) or not intent.startswith("pi_"):
+        raise Conflict(
+            "This checkout session has no payment intent yet; it is not credited until it has one.",
+            code="payment_intent_missing",
+        )
+    return intent
 
 
 def topup_from_payment_intent(*, user, payment_id: str, amount_cents: int) -> tuple[TopUp, bool]:

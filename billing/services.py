@@ -9,6 +9,7 @@ no balance goes below zero under any concurrency.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -22,8 +23,15 @@ from django.utils import timezone
 
 from smartspec.errors import Conflict, InsufficientCredits, InvalidRequest
 
-from .credits import MICRO_PER_CREDIT, format_cents, format_credits, topup_cents_to_micro
-from .models import CreditAccount, CreditHold, LedgerEntry, TopUp
+from .credits import (
+    MICRO_PER_CREDIT,
+    TOPUP_MAX_CENTS,
+    TOPUP_MIN_CENTS,
+    format_cents,
+    format_credits,
+    topup_cents_to_micro,
+)
+from .models import CreditAccount, CreditHold, LedgerEntry, PendingClawback, StripeEvent, TopUp
 
 logger = logging.getLogger(__name__)
 
@@ -548,31 +556,65 @@ def signup_credits_grant(*, user) -> LedgerEntry | None:
 # --- Stripe payments ------------------------------------------------------------
 
 
+def topup_amount_check(amount_cents: int) -> None:
+    """One payment's bounds, for every way a payment arrives (Checkout, webhooks, the top-up API)."""
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
+        raise InvalidRequest(
+            "The payment amount must be a whole number of cents.", code="amount_out_of_range"
+        )
+    if not TOPUP_MIN_CENTS <= amount_cents <= TOPUP_MAX_CENTS:
+        raise InvalidRequest(
+            f"Top-ups must be between ${format_cents(TOPUP_MIN_CENTS)} and ${format_cents(TOPUP_MAX_CENTS)}.",
+            code="amount_out_of_range",
+        )
+
+
+def _cents_check(cents: int, *, what: str) -> None:
+    # No payment of ours exceeds TOPUP_MAX_CENTS, so neither can a refund or a dispute of one.
+    if isinstance(cents, bool) or not isinstance(cents, int) or not 0 <= cents <= TOPUP_MAX_CENTS:
+        raise InvalidRequest(f"{what} must be a whole number of cents between 0 and {TOPUP_MAX_CENTS}.")
+
+
+def _payment_lock(payment_intent_id: str) -> None:
+    """Serialise everything about one payment (its crediting and its refunds and disputes) inside the
+    caller's transaction, taken before any account lock. Without it a refund finding no top-up and a
+    top-up finding no pending refund could both commit, and the refund would be lost. (SQLite runs one
+    writer at a time anyway.)"""
+    if connection.vendor != "postgresql":
+        return
+    key = int.from_bytes(
+        hashlib.blake2b(payment_intent_id.encode(), digest_size=8).digest(), "big", signed=True
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def topup_apply(
     *,
     user,
     amount_cents: int,
-    payment_intent_id: str | None = None,
+    payment_intent_id: str,
     checkout_session_id: str | None = None,
     source: str,
 ) -> tuple[TopUp, bool]:
     """Credit one paid Stripe payment exactly once; returns (top-up, credited now).
 
-    The payment is identified by its PaymentIntent and/or Checkout Session id,
-    whichever the caller knows; a later call for the same payment (another
-    event type, the top-up API, a replay) only fills in the missing id.
+    The payment is identified by its PaymentIntent, always (a Checkout Session that
+    cannot be tied to its PaymentIntent is never credited, or one payment could be
+    credited twice); a later call for the same payment (another event type, the
+    top-up API, a replay) only fills in the missing session id. Refunds and
+    disputes that arrived before the payment are applied right after it is
+    credited, in the same transaction.
     """
-    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
-        raise InvalidRequest("The payment amount must be a positive number of cents.")
-    if not (payment_intent_id or checkout_session_id):
-        raise InvalidRequest("A payment intent or checkout session id is required.")
+    topup_amount_check(amount_cents)
+    if not payment_intent_id:
+        raise InvalidRequest("A payment intent id is required.", code="payment_intent_missing")
     account = account_get_or_create(user=user)
     with transaction.atomic():
+        _payment_lock(payment_intent_id)
         # The account lock serialises every top-up of this user, so the lookup below cannot race.
         account = _lock_account(account.pk)
-        match = Q(pk__in=[])
-        if payment_intent_id:
-            match |= Q(payment_intent_id=payment_intent_id)
+        match = Q(payment_intent_id=payment_intent_id)
         if checkout_session_id:
             match |= Q(checkout_session_id=checkout_session_id)
         existing = TopUp.objects.select_for_update().filter(match).order_by("pk").first()
@@ -582,7 +624,7 @@ def topup_apply(
             if existing.amount_cents != amount_cents:
                 logger.warning("Top-up %s seen again with a different amount; ignored", existing.pk)
             changed = []
-            if payment_intent_id and not existing.payment_intent_id:
+            if not existing.payment_intent_id:
                 existing.payment_intent_id = payment_intent_id
                 changed.append("payment_intent_id")
             if checkout_session_id and not existing.checkout_session_id:
@@ -595,7 +637,7 @@ def topup_apply(
         topup = TopUp.objects.create(
             user=user,
             account=account,
-            payment_intent_id=payment_intent_id or None,
+            payment_intent_id=payment_intent_id,
             checkout_session_id=checkout_session_id or None,
             amount_cents=amount_cents,
             credits=credits,
@@ -605,17 +647,13 @@ def topup_apply(
             account=account,
             kind=Kind.TOPUP,
             amount=credits,
-            reference=payment_intent_id or checkout_session_id,
+            reference=payment_intent_id,
             description=f"Top-up of ${format_cents(amount_cents)}",
         )
-        _owed_collect(account=account, reason=f"top-up {payment_intent_id or checkout_session_id}")
+        _owed_collect(account=account, reason=f"top-up {payment_intent_id}")
+        _pending_clawbacks_apply(topup=topup)
+        topup.refresh_from_db()
         return topup, True
-
-
-def _topup_for_payment(payment_intent_id: str) -> TopUp | None:
-    if not payment_intent_id:
-        return None
-    return TopUp.objects.filter(payment_intent_id=payment_intent_id).first()
 
 
 def _share(topup: TopUp, cents: int) -> int:
@@ -653,119 +691,222 @@ def _clawback(
     return None
 
 
+def _clawback_defer(*, payment_intent_id: str, kind: str, event_id: str, **fields) -> PendingClawback:
+    """Keep a refund or dispute whose payment is not credited yet; `topup_apply` applies it."""
+    logger.warning("%s for payment %s arrived before the payment; kept pending", kind, payment_intent_id)
+    return PendingClawback.objects.create(
+        payment_intent_id=payment_intent_id, kind=kind, stripe_event_id=event_id, **fields
+    )
+
+
+def _pending_clawbacks_apply(*, topup: TopUp) -> None:
+    """Apply, in arrival order, the refunds and disputes that came before this payment. Inside the
+    crediting transaction, under the payment's lock; each handler is the one the event would have run
+    (they are order-insensitive: cumulative refunds, late dispute events ignored, clawbacks capped)."""
+    pending = list(
+        PendingClawback.objects.select_for_update()
+        .filter(payment_intent_id=topup.payment_intent_id, applied_at__isnull=True)
+        .order_by("pk")
+    )
+    now = timezone.now()
+    for item in pending:
+        if item.kind == PendingClawback.Kind.REFUND:
+            _refund_apply_locked(
+                topup_id=topup.pk, charge_id=item.charge_id, amount_refunded_cents=item.amount_cents
+            )
+        elif item.kind == PendingClawback.Kind.DISPUTE_OPEN:
+            _dispute_open_locked(
+                topup_id=topup.pk, dispute_id=item.dispute_id, amount_cents=item.amount_cents
+            )
+        else:
+            _dispute_close_locked(
+                topup_id=topup.pk,
+                dispute_id=item.dispute_id,
+                status=item.dispute_status,
+                amount_cents=item.amount_cents,
+            )
+        item.applied_at = now
+        item.save(update_fields=["applied_at"])
+        if item.stripe_event_id:
+            StripeEvent.objects.filter(
+                event_id=item.stripe_event_id, status=StripeEvent.Status.PENDING
+            ).update(status=StripeEvent.Status.PROCESSED, processed_at=now)
+
+
 def topup_refund_apply(
-    *, payment_intent_id: str, charge_id: str, amount_refunded_cents: int
-) -> LedgerEntry | None:
+    *, payment_intent_id: str, charge_id: str, amount_refunded_cents: int, event_id: str = ""
+) -> LedgerEntry | PendingClawback | None:
     """Debit the credits of the newly refunded share, from Stripe's cumulative `amount_refunded`.
 
     Partial refunds add up; a replay or an older figure is a no-op. Returns the
-    entry written, or None when there was nothing (or nothing left) to take.
+    entry written, None when there was nothing (or nothing left) to take, or the
+    pending row when the payment is not credited yet (applied when it is).
     """
-    if isinstance(amount_refunded_cents, bool) or not isinstance(amount_refunded_cents, int):
-        raise InvalidRequest("amount_refunded must be an integer number of cents.")
-    found = _topup_for_payment(payment_intent_id)
-    if found is None:
-        return None
+    _cents_check(amount_refunded_cents, what="amount_refunded")
     with transaction.atomic():
-        account = _lock_account(found.account_id)
-        topup = TopUp.objects.select_for_update().get(pk=found.pk)
-        refunded = min(amount_refunded_cents, topup.amount_cents)
-        if refunded <= topup.amount_refunded_cents:
-            return None
-        delta = _share(topup, refunded) - _share(topup, topup.amount_refunded_cents)
-        topup.amount_refunded_cents = refunded
-        entry = _clawback(
-            account=account,
-            topup=topup,
-            amount=delta,
-            kind=Kind.REFUND,
-            reference=f"{charge_id}:{refunded}",
-            description=f"Refund (${format_cents(refunded)} refunded in total)",
+        _payment_lock(payment_intent_id)
+        found = TopUp.objects.filter(payment_intent_id=payment_intent_id).first()
+        if found is None:
+            return _clawback_defer(
+                payment_intent_id=payment_intent_id,
+                kind=PendingClawback.Kind.REFUND,
+                event_id=event_id,
+                charge_id=charge_id,
+                amount_cents=amount_refunded_cents,
+            )
+        return _refund_apply_locked(
+            topup_id=found.pk, charge_id=charge_id, amount_refunded_cents=amount_refunded_cents
         )
-        topup.save(update_fields=["amount_refunded_cents", "clawed_back", "owed", "updated_at"])
-        return entry
 
 
-def dispute_open(*, payment_intent_id: str, dispute_id: str, amount_cents: int) -> CreditHold | None:
+def _refund_apply_locked(*, topup_id: int, charge_id: str, amount_refunded_cents: int) -> LedgerEntry | None:
+    found = TopUp.objects.get(pk=topup_id)
+    account = _lock_account(found.account_id)
+    topup = TopUp.objects.select_for_update().get(pk=topup_id)
+    refunded = min(amount_refunded_cents, topup.amount_cents)
+    if refunded <= topup.amount_refunded_cents:
+        return None
+    delta = _share(topup, refunded) - _share(topup, topup.amount_refunded_cents)
+    topup.amount_refunded_cents = refunded
+    if topup.dispute_status == "open":
+        # Credits an open dispute of this same payment froze are this refund's to take: thaw as many
+        # as it takes back, so a refund after the dispute opened ends as one before it.
+        frozen = (
+            CreditHold.objects.select_for_update()
+            .filter(account=account, request_id=f"dispute:{topup.dispute_id}", state=CreditHold.State.HELD)
+            .first()
+        )
+        thaw = min(frozen.amount, delta) if frozen is not None else 0
+        if thaw:
+            frozen.amount -= thaw
+            frozen.save(update_fields=["amount"])
+            account.held -= thaw
+            account.save(update_fields=["held", "updated_at"])
+    entry = _clawback(
+        account=account,
+        topup=topup,
+        amount=delta,
+        kind=Kind.REFUND,
+        reference=f"{charge_id}:{refunded}",
+        description=f"Refund (${format_cents(refunded)} refunded in total)",
+    )
+    topup.save(update_fields=["amount_refunded_cents", "clawed_back", "owed", "updated_at"])
+    return entry
+
+
+def dispute_open(
+    *, payment_intent_id: str, dispute_id: str, amount_cents: int, event_id: str = ""
+) -> CreditHold | PendingClawback | None:
     """Freeze the disputed top-up's credits (as much of them as is still available)."""
-    found = _topup_for_payment(payment_intent_id)
-    if found is None:
-        return None
+    _cents_check(amount_cents, what="The disputed amount")
     with transaction.atomic():
-        account = _lock_account(found.account_id)
-        topup = TopUp.objects.select_for_update().get(pk=found.pk)
-        if topup.dispute_id == dispute_id and topup.dispute_status:
-            # Already open, or closed before this (late) event arrived.
-            return None
-        wanted = min(_share(topup, amount_cents), topup.credits - topup.clawed_back)
-        frozen = max(0, min(wanted, account.available))
-        hold = CreditHold.objects.create(
-            account=account,
-            request_id=f"dispute:{dispute_id}",
-            purpose=CreditHold.Purpose.DISPUTE,
-            amount=frozen,
-            expires_at=None,
-        )
-        account.held += frozen
-        account.save(update_fields=["held", "updated_at"])
-        topup.dispute_id = dispute_id
-        topup.dispute_status = "open"
-        topup.save(update_fields=["dispute_id", "dispute_status", "updated_at"])
-        return hold
+        _payment_lock(payment_intent_id)
+        found = TopUp.objects.filter(payment_intent_id=payment_intent_id).first()
+        if found is None:
+            return _clawback_defer(
+                payment_intent_id=payment_intent_id,
+                kind=PendingClawback.Kind.DISPUTE_OPEN,
+                event_id=event_id,
+                dispute_id=dispute_id,
+                amount_cents=amount_cents,
+            )
+        return _dispute_open_locked(topup_id=found.pk, dispute_id=dispute_id, amount_cents=amount_cents)
+
+
+def _dispute_open_locked(*, topup_id: int, dispute_id: str, amount_cents: int) -> CreditHold | None:
+    found = TopUp.objects.get(pk=topup_id)
+    account = _lock_account(found.account_id)
+    topup = TopUp.objects.select_for_update().get(pk=topup_id)
+    if topup.dispute_id == dispute_id and topup.dispute_status:
+        # Already open, or closed before this (late) event arrived.
+        return None
+    wanted = min(_share(topup, amount_cents), topup.credits - topup.clawed_back)
+    frozen = max(0, min(wanted, account.available))
+    hold = CreditHold.objects.create(
+        account=account,
+        request_id=f"dispute:{dispute_id}",
+        purpose=CreditHold.Purpose.DISPUTE,
+        amount=frozen,
+        expires_at=None,
+    )
+    account.held += frozen
+    account.save(update_fields=["held", "updated_at"])
+    topup.dispute_id = dispute_id
+    topup.dispute_status = "open"
+    topup.save(update_fields=["dispute_id", "dispute_status", "updated_at"])
+    return hold
 
 
 DISPUTE_RELEASED = ("won", "warning_closed")
 
 
 def dispute_close(
-    *, payment_intent_id: str, dispute_id: str, status: str, amount_cents: int
-) -> LedgerEntry | None:
+    *, payment_intent_id: str, dispute_id: str, status: str, amount_cents: int, event_id: str = ""
+) -> LedgerEntry | PendingClawback | None:
     """A closed dispute: won -> release the frozen credits; lost -> debit the disputed share."""
-    found = _topup_for_payment(payment_intent_id)
-    if found is None:
-        return None
+    _cents_check(amount_cents, what="The disputed amount")
     with transaction.atomic():
-        account = _lock_account(found.account_id)
-        # Looked up under the account lock, which dispute_open holds while it creates the hold: a
-        # created event racing this one has either committed its hold (found here) or will see the
-        # dispute closed and freeze nothing. (Only this function locks dispute holds, so taking the
-        # account first cannot deadlock with the usage path's hold-then-account order.)
-        hold = (
-            CreditHold.objects.select_for_update()
-            .filter(account=account, request_id=f"dispute:{dispute_id}")
-            .first()
+        _payment_lock(payment_intent_id)
+        found = TopUp.objects.filter(payment_intent_id=payment_intent_id).first()
+        if found is None:
+            return _clawback_defer(
+                payment_intent_id=payment_intent_id,
+                kind=PendingClawback.Kind.DISPUTE_CLOSE,
+                event_id=event_id,
+                dispute_id=dispute_id,
+                dispute_status=status[:40],
+                amount_cents=amount_cents,
+            )
+        return _dispute_close_locked(
+            topup_id=found.pk, dispute_id=dispute_id, status=status, amount_cents=amount_cents
         )
-        topup = TopUp.objects.select_for_update().get(pk=found.pk)
-        if topup.dispute_id == dispute_id and topup.dispute_status in ("won", "lost", "warning_closed"):
-            return None
-        lost = status == "lost"
-        if hold is not None and hold.state == CreditHold.State.HELD:
-            _hold_close(
-                hold=hold,
-                account=account,
-                state=CreditHold.State.SETTLED if lost else CreditHold.State.RELEASED,
-            )
-        topup.dispute_id = dispute_id
-        topup.dispute_status = status
-        entry = None
-        if lost:
-            entry = _clawback(
-                account=account,
-                topup=topup,
-                amount=_share(topup, amount_cents),
-                kind=Kind.DISPUTE,
-                reference=dispute_id,
-                description="Chargeback: dispute lost",
-            )
-            if hold is not None and entry is not None:
-                hold.charged = min(hold.amount, -entry.amount)
-        topup.save(update_fields=["dispute_id", "dispute_status", "clawed_back", "owed", "updated_at"])
-        account.save(update_fields=["held", "owed", "updated_at"])
-        if hold is not None:
-            hold.save(update_fields=["state", "closed_at", "charged"])
-        # Credits the dispute froze and gave back pay what the account owes first.
-        _owed_collect(account=account, reason=f"dispute {dispute_id} closed")
-        return entry
+
+
+def _dispute_close_locked(
+    *, topup_id: int, dispute_id: str, status: str, amount_cents: int
+) -> LedgerEntry | None:
+    found = TopUp.objects.get(pk=topup_id)
+    account = _lock_account(found.account_id)
+    # Looked up under the account lock, which dispute_open holds while it creates the hold: a
+    # created event racing this one has either committed its hold (found here) or will see the
+    # dispute closed and freeze nothing. (Only this function locks dispute holds, so taking the
+    # account first cannot deadlock with the usage path's hold-then-account order.)
+    hold = (
+        CreditHold.objects.select_for_update()
+        .filter(account=account, request_id=f"dispute:{dispute_id}")
+        .first()
+    )
+    topup = TopUp.objects.select_for_update().get(pk=topup_id)
+    if topup.dispute_id == dispute_id and topup.dispute_status in ("won", "lost", "warning_closed"):
+        return None
+    lost = status == "lost"
+    if hold is not None and hold.state == CreditHold.State.HELD:
+        _hold_close(
+            hold=hold,
+            account=account,
+            state=CreditHold.State.SETTLED if lost else CreditHold.State.RELEASED,
+        )
+    topup.dispute_id = dispute_id
+    topup.dispute_status = status
+    entry = None
+    if lost:
+        entry = _clawback(
+            account=account,
+            topup=topup,
+            amount=_share(topup, amount_cents),
+            kind=Kind.DISPUTE,
+            reference=dispute_id,
+            description="Chargeback: dispute lost",
+        )
+        if hold is not None and entry is not None:
+            hold.charged = min(hold.amount, -entry.amount)
+    topup.save(update_fields=["dispute_id", "dispute_status", "clawed_back", "owed", "updated_at"])
+    account.save(update_fields=["held", "owed", "updated_at"])
+    if hold is not None:
+        hold.save(update_fields=["state", "closed_at", "charged"])
+    # Credits the dispute froze and gave back pay what the account owes first.
+    _owed_collect(account=account, reason=f"dispute {dispute_id} closed")
+    return entry
 
 
 # --- Checks ------------------------------------------------------------------

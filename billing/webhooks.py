@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -21,8 +22,8 @@ from django.utils import timezone
 
 from smartspec.errors import APIError, InvalidRequest
 
-from . import services
-from .models import StripeEvent
+from . import payments, services
+from .models import PendingClawback, StripeEvent
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +44,15 @@ def stripe_event_verify(*, payload: bytes, signature: str | None) -> dict:
         )
     if not signature:
         raise InvalidRequest("Missing Stripe-Signature header.", code="signature_missing")
+    tolerance = stripe.Webhook.DEFAULT_TOLERANCE
     try:
         text = payload.decode("utf-8")
-        stripe.WebhookSignature.verify_header(text, signature, secret, stripe.Webhook.DEFAULT_TOLERANCE)
+        stripe.WebhookSignature.verify_header(text, signature, secret, tolerance)
     except (stripe.SignatureVerificationError, UnicodeDecodeError):
+        raise InvalidRequest("Invalid Stripe signature.", code="invalid_signature")
+    # Stripe's library refuses only old timestamps; one far ahead is as suspect (a signature made to
+    # be replayed later), so the 300 s window applies both ways.
+    if _signed_at(signature) > time.time() + tolerance:
         raise InvalidRequest("Invalid Stripe signature.", code="invalid_signature")
     try:
         event = json.loads(text, parse_float=Decimal)
@@ -57,6 +63,15 @@ def stripe_event_verify(*, payload: bytes, signature: str | None) -> dict:
     if not isinstance(event.get("id"), str) or not event["id"] or not isinstance(event.get("type"), str):
         raise MalformedEvent("The event has no id or type.")
     return event
+
+
+def _signed_at(signature: str) -> int:
+    """The `t=` of a header `verify_header` accepted (it read the same first `t` item)."""
+    for item in signature.split(","):
+        key, _, value = item.partition("=")
+        if key == "t":
+            return int(value)
+    raise InvalidRequest("Invalid Stripe signature.", code="invalid_signature")
 
 
 # --- Reading the event's object --------------------------------------------------
@@ -108,17 +123,30 @@ def _user(user_ref) -> object:
 # --- Handlers --------------------------------------------------------------------
 
 
-def _checkout_paid(event: dict) -> str:
+def _checkout_is_paid(session: dict) -> bool:
+    # Async methods complete unpaid; `async_payment_succeeded` follows when the money arrives.
+    return session.get("mode") == "payment" and session.get("payment_status") == "paid"
+
+
+def _checkout_lookup(event: dict) -> dict:
+    """Before the transaction: the PaymentIntent of a paid session whose event carries none, from
+    Stripe (a payment is keyed on its PaymentIntent, so it is never credited without one)."""
     session = _object(event)
-    if session.get("mode") != "payment" or session.get("payment_status") != "paid":
-        # Async methods complete unpaid; `async_payment_succeeded` follows when the money arrives.
+    if not _checkout_is_paid(session) or session.get("payment_intent"):
+        return {}
+    return {"payment_intent_id": payments.checkout_session_payment_intent(session_id=_str(session, "id"))}
+
+
+def _checkout_paid(event: dict, *, payment_intent_id: str | None = None) -> str:
+    session = _object(event)
+    if not _checkout_is_paid(session):
         return Status.IGNORED
     _usd(session)
     user = _user(session.get("client_reference_id") or (session.get("metadata") or {}).get("user_id"))
     services.topup_apply(
         user=user,
         amount_cents=_int(session, "amount_total"),
-        payment_intent_id=_optional_str(session, "payment_intent"),
+        payment_intent_id=_optional_str(session, "payment_intent") or payment_intent_id,
         checkout_session_id=_str(session, "id"),
         source=event["type"],
     )
@@ -141,38 +169,49 @@ def _payment_intent_succeeded(event: dict) -> str:
     return Status.PROCESSED
 
 
+def _clawback_status(result) -> str:
+    # Before its payment is credited a refund or dispute is kept, and applied when the payment lands.
+    return Status.PENDING if isinstance(result, PendingClawback) else Status.PROCESSED
+
+
 def _charge_refunded(event: dict) -> str:
     charge = _object(event)
-    services.topup_refund_apply(
-        payment_intent_id=_str(charge, "payment_intent"),
-        charge_id=_str(charge, "id"),
-        amount_refunded_cents=_int(charge, "amount_refunded"),
+    return _clawback_status(
+        services.topup_refund_apply(
+            payment_intent_id=_str(charge, "payment_intent"),
+            charge_id=_str(charge, "id"),
+            amount_refunded_cents=_int(charge, "amount_refunded"),
+            event_id=event["id"],
+        )
     )
-    return Status.PROCESSED
 
 
 def _dispute_created(event: dict) -> str:
     dispute = _object(event)
-    services.dispute_open(
-        payment_intent_id=_str(dispute, "payment_intent"),
-        dispute_id=_str(dispute, "id"),
-        amount_cents=_int(dispute, "amount"),
+    return _clawback_status(
+        services.dispute_open(
+            payment_intent_id=_str(dispute, "payment_intent"),
+            dispute_id=_str(dispute, "id"),
+            amount_cents=_int(dispute, "amount"),
+            event_id=event["id"],
+        )
     )
-    return Status.PROCESSED
 
 
 def _dispute_closed(event: dict) -> str:
     dispute = _object(event)
-    services.dispute_close(
-        payment_intent_id=_str(dispute, "payment_intent"),
-        dispute_id=_str(dispute, "id"),
-        status=_str(dispute, "status"),
-        amount_cents=_int(dispute, "amount"),
+    return _clawback_status(
+        services.dispute_close(
+            payment_intent_id=_str(dispute, "payment_intent"),
+            dispute_id=_str(dispute, "id"),
+            status=_str(dispute, "status"),
+            amount_cents=_int(dispute, "amount"),
+            event_id=event["id"],
+        )
     )
-    return Status.PROCESSED
 
 
-HANDLERS: dict[str, Callable[[dict], str]] = {
+HANDLERS: dict[str, Callable[..., str]] = {
     "checkout.session.completed": _checkout_paid,
     "checkout.session.async_payment_succeeded": _checkout_paid,
     "payment_intent.succeeded": _payment_intent_succeeded,
@@ -182,10 +221,23 @@ HANDLERS: dict[str, Callable[[dict], str]] = {
 }
 
 
+# Stripe API calls an event needs, made before its transaction opens (never while rows are locked).
+LOOKUPS: dict[str, Callable[[dict], dict]] = {
+    "checkout.session.completed": _checkout_lookup,
+    "checkout.session.async_payment_succeeded": _checkout_lookup,
+}
+
+
 def stripe_event_process(*, event: dict) -> str:
     """Apply a verified event at most once; returns its status, or "duplicate" if it was already applied."""
     fields = {"type": event["type"], "payload": event, "livemode": bool(event.get("livemode"))}
     try:
+        found = {}
+        lookup = LOOKUPS.get(event["type"])
+        if lookup is not None:
+            if StripeEvent.objects.filter(event_id=event["id"]).exclude(status=Status.FAILED).exists():
+                return DUPLICATE
+            found = lookup(event)
         with transaction.atomic():
             record, created = StripeEvent.objects.get_or_create(
                 event_id=event["id"], defaults={**fields, "status": Status.FAILED}
@@ -196,7 +248,7 @@ def stripe_event_process(*, event: dict) -> str:
                 if record.status != Status.FAILED:
                     return DUPLICATE
             handler = HANDLERS.get(event["type"])
-            record.status = handler(event) if handler else Status.IGNORED
+            record.status = handler(event, **found) if handler else Status.IGNORED
             record.error = ""
             record.processed_at = timezone.now()
             record.save(update_fields=["status", "error", "processed_at"])

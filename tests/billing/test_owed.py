@@ -100,16 +100,20 @@ def test_released_and_expired_holds_pay_what_is_owed(user, deliver):
 
 
 def test_a_won_dispute_releasing_frozen_credits_pays_a_refund_owed_meanwhile(user, deliver):
-    _pay(deliver, user)
-    obj = s.dispute(dispute_id="dp_1Owed", intent_id="pi_3Owed", cents=5000, status="needs_response")
-    deliver(s.event("charge.dispute.created", obj))  # freezes half
-    obj = s.charge(intent_id="pi_3Owed", cents=10000, refunded_cents=10000)
-    deliver(s.event("charge.refunded", obj))  # takes the other half, owes the frozen half
-    assert _owed(user) == BOUGHT // 2
-    obj = s.dispute(dispute_id="dp_1Owed", intent_id="pi_3Owed", cents=5000, status="won")
+    _pay(deliver, user, intent="pi_3A", session="cs_test_a")
+    _pay(deliver, user, intent="pi_3B", session="cs_test_b")
+    obj = s.dispute(dispute_id="dp_1B", intent_id="pi_3B", cents=10000, status="needs_response")
+    deliver(s.event("charge.dispute.created", obj))  # freezes B's credits
+    spent = services.hold_place(user=user, amount=BOUGHT, request_id="spend-a")
+    services.hold_settle(hold_id=spent.pk, amount=BOUGHT)  # A's credits are spent
+    _refund_all(deliver, intent="pi_3A")  # nothing available: A's credits are owed
+    assert _owed(user) == BOUGHT
+    obj = s.dispute(dispute_id="dp_1B", intent_id="pi_3B", cents=10000, status="won")
     deliver(s.event("charge.dispute.closed", obj))
+    # B's credits, released, pay A's refund first.
     assert _owed(user) == 0
     assert selectors.balance_get(user=user) == {"balance": 0, "held": 0, "available": 0}
+    assert _collected(user) == BOUGHT
 
 
 @pytest.mark.postgres

@@ -54,6 +54,7 @@ def test_adjustment_needs_a_reason_and_never_overdraws(user, staff_user, fund):
         "/admin/billing/topup/",
         "/admin/billing/topup/?shortfall=yes",
         "/admin/billing/stripeevent/",
+        "/admin/billing/pendingclawback/",
     ],
 )
 def test_admin_pages_load(admin_client, user, deliver, path):

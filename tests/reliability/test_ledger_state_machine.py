@@ -10,7 +10,9 @@ Seeded and replayable: the run prints its seed; `LEDGER_SEED=<n>` replays (or ex
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -19,6 +21,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+import responses
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, transaction
@@ -33,13 +36,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from billing import services
+from billing import services, webhooks
 from billing.credits import MICRO_PER_CREDIT, topup_cents_to_micro
-from billing.models import CreditAccount, CreditHold
+from billing.models import CreditAccount, CreditHold, LedgerEntry, PendingClawback, TopUp
 from gateway import service as gateway_service
 from gateway import settle_journal
 from gateway.limits import Reservation
 from smartspec.errors import InsufficientCredits
+from tests.billing import stripe_shapes as shapes
 
 C = MICRO_PER_CREDIT
 SEED = int(os.environ.get("LEDGER_SEED", "20261125"))
@@ -288,10 +292,20 @@ class LedgerMachine(RuleBasedStateMachine):
             charge_id=f"ch_{payment.intent}",
             amount_refunded_cents=cumulative,
         )
-        if cumulative > payment.refunded_cents:
-            delta = payment.share(cumulative) - payment.share(payment.refunded_cents)
-            payment.refunded_cents = cumulative
-            self._clawback(payment, delta)
+        self._model_refund(payment, cumulative)
+
+    def _model_refund(self, payment: Payment, cumulative: int) -> None:
+        cumulative = min(payment.cents, cumulative)
+        if cumulative <= payment.refunded_cents:
+            return
+        delta = payment.share(cumulative) - payment.share(payment.refunded_cents)
+        payment.refunded_cents = cumulative
+        if payment.dispute == "open":
+            # An open dispute of the same payment gives back what the refund takes.
+            thaw = min(payment.frozen, delta)
+            payment.frozen -= thaw
+            self.held -= thaw
+        self._clawback(payment, delta)
 
     @precondition(lambda self: any(not p.dispute for p in self.payments))
     @rule(pick=st.integers(min_value=0))
@@ -301,6 +315,11 @@ class LedgerMachine(RuleBasedStateMachine):
         services.dispute_open(
             payment_intent_id=payment.intent, dispute_id=f"dp_{payment.intent}", amount_cents=payment.cents
         )
+        self._model_dispute_open(payment)
+
+    def _model_dispute_open(self, payment: Payment) -> None:
+        if payment.dispute:
+            return  # a late `created` after the close freezes nothing
         wanted = min(payment.share(payment.cents), payment.credits - payment.clawed)
         payment.frozen = max(0, min(wanted, self.balance - self.held))
         payment.dispute = "open"
@@ -320,11 +339,7 @@ class LedgerMachine(RuleBasedStateMachine):
             status=outcome,
             amount_cents=payment.cents,
         )
-        self.held -= payment.frozen
-        payment.dispute = "closed"
-        if outcome == "lost":
-            self._clawback(payment, payment.share(payment.cents))
-        self._collect()
+        self._model_dispute_close(payment, outcome)
         # A replay of the closing event changes nothing.
         services.dispute_close(
             payment_intent_id=payment.intent,
@@ -332,6 +347,91 @@ class LedgerMachine(RuleBasedStateMachine):
             status=outcome,
             amount_cents=payment.cents,
         )
+
+    def _model_dispute_close(self, payment: Payment, outcome: str) -> None:
+        if payment.dispute == "closed":
+            return
+        self.held -= payment.frozen
+        payment.frozen = 0
+        payment.dispute = "closed"
+        if outcome == "lost":
+            self._clawback(payment, payment.share(payment.cents))
+        self._collect()
+
+    @rule(
+        cents=st.integers(min_value=50, max_value=20_000),
+        refunds=st.lists(st.integers(min_value=1, max_value=100), max_size=2),
+        dispute=st.sampled_from(["", "open", "won", "lost", "lost_unopened"]),
+        split=st.booleans(),
+        data=st.data(),
+    )
+    def payment_events_in_any_order(self, cents, refunds, dispute, split, data):
+        """One payment's webhooks in a random order: refunds and disputes may come before the payment,
+        and the payment may come as a checkout without its PaymentIntent (tied through Stripe's API)
+        plus `payment_intent.succeeded`. The model applies them in the natural order: payment first."""
+        payment = Payment(
+            intent=f"pi_{self.tag}_{len(self.payments)}", cents=cents, credits=topup_cents_to_micro(cents)
+        )
+        session = f"cs_{payment.intent[3:]}"
+        uid = self.user.pk
+        if split:
+            paid = [
+                shapes.event(
+                    "checkout.session.completed",
+                    shapes.checkout_session(
+                        user_id=uid, cents=cents, session_id=session, payment_intent=None
+                    ),
+                ),
+                shapes.event(
+                    "payment_intent.succeeded",
+                    shapes.payment_intent(intent_id=payment.intent, cents=cents, user_id=uid),
+                ),
+            ]
+        else:
+            paid = [
+                shapes.event(
+                    "checkout.session.completed",
+                    shapes.checkout_session(
+                        user_id=uid, cents=cents, session_id=session, payment_intent=payment.intent
+                    ),
+                )
+            ]
+        natural: list[tuple[str, int | str]] = []
+        cumulative = 0
+        for percent in refunds:
+            cumulative = max(cumulative, cents * percent // 100)
+            natural.append(("refund", cumulative))
+        if dispute in ("open", "won", "lost"):
+            natural.append(("open", ""))
+        if dispute in ("won", "lost", "lost_unopened"):
+            natural.append(("close", "lost" if dispute != "won" else "won"))
+        clawbacks = []
+        dp = f"dp_{payment.intent}"
+        for kind, arg in natural:
+            if kind == "refund":
+                obj = shapes.charge(intent_id=payment.intent, cents=cents, refunded_cents=arg)
+                clawbacks.append(shapes.event("charge.refunded", obj))
+            elif kind == "open":
+                obj = shapes.dispute(dispute_id=dp, intent_id=payment.intent, cents=cents)
+                clawbacks.append(shapes.event("charge.dispute.created", obj))
+            else:
+                obj = shapes.dispute(dispute_id=dp, intent_id=payment.intent, cents=cents, status=arg)
+                clawbacks.append(shapes.event("charge.dispute.closed", obj))
+        events = paid + clawbacks
+        for index in data.draw(st.permutations(range(len(events))), label="delivery order"):
+            assert webhooks.stripe_event_process(event=events[index]) != "failed"
+        assert not PendingClawback.objects.filter(payment_intent_id=payment.intent, applied_at=None).exists()
+
+        self.payments.append(payment)
+        self.balance += payment.credits
+        self._collect()
+        for kind, arg in natural:
+            if kind == "refund":
+                self._model_refund(payment, arg)
+            elif kind == "open":
+                self._model_dispute_open(payment)
+            else:
+                self._model_dispute_close(payment, arg)
 
     @precondition(lambda self: self.owed)
     @rule()
@@ -346,8 +446,23 @@ class LedgerMachine(RuleBasedStateMachine):
         figures = (account.balance, account.held, account.owed) if account else (0, 0, 0)
         assert figures == (self.balance, self.held, self.owed)
         assert self.balance >= 0 and self.held >= 0 and self.owed >= 0
-        # Owing while credits sit available would mean a collection was missed.
+        # A clawback never takes what calls in flight hold; owing while credits sit available would
+        # mean a collection was missed.
+        assert self.balance >= self.held
         assert self.owed == 0 or self.balance == self.held
+
+    @invariant()
+    def each_payment_credited_once_and_clawed_back_as_in_the_natural_order(self):
+        if not self.payments:
+            return
+        topups = {t.payment_intent_id: t for t in TopUp.objects.filter(account__user=self.user)}
+        assert len(topups) == len(self.payments)
+        credited = LedgerEntry.objects.filter(account__user=self.user, kind="topup")
+        assert credited.count() == len(self.payments)
+        for payment in self.payments:
+            topup = topups[payment.intent]
+            assert (topup.credits, topup.clawed_back) == (payment.credits, payment.clawed)
+            assert topup.amount_refunded_cents == payment.refunded_cents
         # balance == sum(entries) and held == sum(open holds), for every account.
         assert services.ledger_reconcile() == []
 
@@ -369,14 +484,33 @@ class LedgerMachine(RuleBasedStateMachine):
         self._example.__exit__(None, None, None)
 
 
+def _stripe_session(request):
+    """Stripe's Checkout Session, as `checkout.sessions.retrieve` returns it: cs_X pays pi_X."""
+    session_id = request.url.rsplit("/", 1)[-1].split("?")[0]
+    body = {"id": session_id, "object": "checkout.session", "payment_intent": f"pi_{session_id[3:]}"}
+    return 200, {"content-type": "application/json"}, json.dumps(body)
+
+
 @pytest.mark.django_db
 def test_ledger_state_machine(monkeypatch, tmp_path):
     # Replays run from the expiry job step, in this test's transaction, not from a background thread.
     monkeypatch.setattr(settle_journal, "replayer_start", lambda: None)
     monkeypatch.setattr(django_settings, "SETTLE_JOURNAL_DIR", str(tmp_path / "journal"))
+    # Checkouts without a PaymentIntent are tied to it through Stripe's API (mocked below).
+    monkeypatch.setattr(django_settings, "STRIPE_SECRET_KEY", "sk_test_ledger_machine")
     print(
         f"\nledger state machine: seed {SEED}, {MAX_EXAMPLES} examples x {STEPS} steps (LEDGER_SEED replays)"
     )
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as stripe_api:
+        stripe_api.add_callback(
+            responses.GET,
+            re.compile(r"https://api\.stripe\.com/v1/checkout/sessions/cs_\w+"),
+            _stripe_session,
+        )
+        _run()
+
+
+def _run():
     run_state_machine_as_test(
         seed(SEED)(LedgerMachine),
         settings=settings(
