@@ -693,6 +693,10 @@ def _clawback(
 
 def _clawback_defer(*, payment_intent_id: str, kind: str, event_id: str, **fields) -> PendingClawback:
     """Keep a refund or dispute whose payment is not credited yet; `topup_apply` applies it."""
+    for name, value in (("payment_intent", payment_intent_id), *fields.items()):
+        # Stored as they came: refuse what the database would (a NUL, an over-long id) with a 400.
+        if isinstance(value, str) and ("\x00" in value or len(value) > 255):
+            raise InvalidRequest(f"The event's {name} is not a valid Stripe id.")
     logger.warning("%s for payment %s arrived before the payment; kept pending", kind, payment_intent_id)
     return PendingClawback.objects.create(
         payment_intent_id=payment_intent_id, kind=kind, stripe_event_id=event_id, **fields

@@ -289,3 +289,12 @@ def test_a_signature_from_the_future_is_refused_like_a_stale_one(user, deliver, 
     if status == 400:
         assert response.json()["error"]["code"] == "invalid_signature"
         assert not StripeEvent.objects.exists() and not TopUp.objects.exists()
+
+
+@pytest.mark.parametrize("charge_id", ["ch_" + "x" * 300])
+def test_a_pending_refund_with_an_id_the_database_refuses_is_400(user, deliver, charge_id):
+    obj = s.charge(intent_id="pi_3Bad", cents=1000, refunded_cents=1000)
+    obj["id"] = charge_id
+    response = deliver(s.event("charge.refunded", obj))
+    assert response.status_code == 400
+    assert not PendingClawback.objects.exists()
