@@ -117,7 +117,7 @@ def route_options_validate(
     require_parameters: Any = None,
 ) -> RouteOptions:
     """Check the routing options of a call; a clear 400 for anything off."""
-    if model is not None and (not isinstance(model, str) or not model.strip()):
+    if model is not None and (not isinstance(model, str) or not model.strip() or not model.isprintable()):
         raise InvalidRequest(
             "model must be a model id such as 'openai/gpt-4o', or 'auto'.", code="invalid_model"
         )
@@ -128,7 +128,9 @@ def route_options_validate(
         raise InvalidRequest(f"budget_priority must be one of {', '.join(BUDGET_PRIORITIES)}.")
     if fallback_models is None:
         fallback_models = []
-    if not isinstance(fallback_models, list) or not all(isinstance(m, str) and m for m in fallback_models):
+    if not isinstance(fallback_models, list) or not all(
+        isinstance(m, str) and m and m.isprintable() for m in fallback_models
+    ):
         raise InvalidRequest("fallback_models must be a list of model ids.")
     if len(fallback_models) > MAX_FALLBACK_MODELS:
         raise InvalidRequest(f"At most {MAX_FALLBACK_MODELS} fallback models.")

@@ -444,3 +444,10 @@ def test_model_retrieve_answers_a_retired_model_with_a_404_naming_its_successor(
     assert current.json()["id"] == MID and current.json()["object"] == "model"
     assert current.json()["owned_by"] == "google" and current.json()["pricing"]["prompt"]
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+
+
+def test_a_model_id_with_control_characters_is_a_400_before_any_lookup(providers, funded_user, http):
+    for body in ({"model": "\x00"}, {"model": "openai/gpt-4o", "models": ["a\x00b"]}):
+        r = post(http, {**body, "messages": HELLO})
+        assert r.status_code == 400, r.content
+    assert providers.calls == []
