@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from smartspec.errors import InvalidRequest
 
 from . import services
-from .credits import credits_to_micro, format_credits
+from .credits import credits_display, credits_to_micro, format_cents, format_credits
 from .models import CreditAccount, CreditHold, LedgerEntry, PendingClawback, StripeEvent, TopUp
 
 
@@ -28,7 +28,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 def _credits_column(field: str, label: str):
     @admin.display(description=label, ordering=field)
     def column(self, obj):
-        return format_credits(getattr(obj, field))
+        return credits_display(getattr(obj, field))
 
     return column
 
@@ -84,7 +84,7 @@ class CreditAccountAdmin(ReadOnlyAdmin):
 
     @admin.display(description="available")
     def available_credits(self, obj):
-        return format_credits(obj.available)
+        return credits_display(obj.available)
 
     def has_change_permission(self, request, obj=None):
         # Actions need change permission to show; the form fields themselves stay read-only.
@@ -191,13 +191,22 @@ class CreditHoldAdmin(ReadOnlyAdmin):
 
 @admin.register(TopUp)
 class TopUpAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "user", "amount_cents", "credits_granted", "payment_intent_id")
-    list_display += ("checkout_session_id", "amount_refunded_cents", "dispute_status", "shortfall", "source")
+    # Fits 1,400 px: the Checkout Session id is searchable and on the detail page, not a column.
+    list_display = ("created_at", "user", "paid", "credits_granted", "payment_intent_id")
+    list_display += ("refunded", "dispute_status", "shortfall", "source")
     list_filter = (ShortfallFilter, "dispute_status", "source")
     search_fields = ("user__username", "payment_intent_id", "checkout_session_id", "dispute_id")
     list_select_related = ("user",)
     credits_granted = _credits_column("credits", "credits")
     shortfall = _credits_column("owed", "owed")
+
+    @admin.display(description="paid", ordering="amount_cents")
+    def paid(self, obj):
+        return f"${format_cents(obj.amount_cents)}"
+
+    @admin.display(description="refunded", ordering="amount_refunded_cents")
+    def refunded(self, obj):
+        return f"${format_cents(obj.amount_refunded_cents)}" if obj.amount_refunded_cents else "–"
 
 
 @admin.register(StripeEvent)

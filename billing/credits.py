@@ -87,3 +87,52 @@ def format_cents(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     whole, frac = divmod(abs(cents), 100)
     return f"{sign}{whole}.{frac:02d}"
+
+
+# --- Display (pages and admin; the JSON APIs keep the exact strings above) --------------------
+
+# A cent's worth of credits: figures this large read to two decimals, smaller ones keep the digits
+# that make them non-zero (a call's 0.0435 credits must not show as 0.04 or 0.00).
+DISPLAY_FULL_BELOW = 10 * MICRO_PER_CREDIT
+
+
+def _grouped(number: Decimal, places: int) -> str:
+    return f"{number:,.{places}f}"
+
+
+def credits_display(micro: int | None) -> str:
+    """Micro-credits as a statement shows them: "50,131.50", "-2.00", "0.0435"; "" for None.
+
+    Two decimals with thousands separators; below a cent's worth (10 credits) up to all six
+    decimals, trailing zeros dropped (never fewer than two)."""
+    if micro is None:
+        return ""
+    micro = int(micro)
+    credits = Decimal(micro) / MICRO_PER_CREDIT
+    if micro == 0 or abs(micro) >= DISPLAY_FULL_BELOW:
+        return _grouped(credits.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN), 2)
+    text = f"{credits:.6f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def usd_display(usd: Decimal | int | str | None) -> str:
+    """A USD amount as "$1,234.56"; below a cent with the digits that make it non-zero
+    ("$0.0000435"); "" for None."""
+    if usd is None:
+        return ""
+    number = _to_decimal(usd, what="USD amount")
+    sign = "-" if number < 0 else ""
+    number = abs(number)
+    if number == 0 or number >= Decimal("0.01"):
+        return f"{sign}${_grouped(number.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN), 2)}"
+    text = f"{number.quantize(Decimal('0.000000001'), rounding=ROUND_HALF_EVEN):f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{sign}${whole}.{frac.ljust(2, '0')}"
+
+
+def credits_usd_display(micro: int | None) -> str:
+    """What micro-credits are worth at cost, as usd_display shows it."""
+    if micro is None:
+        return ""
+    return usd_display(Decimal(int(micro)) / MICRO_PER_USD)

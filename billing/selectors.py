@@ -51,11 +51,24 @@ def usage_hold_get(*, user, request_id: str) -> dict | None:
 
 
 def balance_display_get(*, user) -> dict:
-    """The balance as the pages show it: {"balance", "held", "available"} as credit strings and
-    "usd", the available credits' worth at cost."""
-    from .credits import format_credits, format_usd
+    """The balance as the pages show it: {"balance", "held", "available"} as statement figures
+    ("1,000.00"), "usd" / "balance_usd" the available credits' / the balance's worth at cost
+    ("$1.00"), and "micro" the raw micro-credits."""
+    from .credits import credits_display, credits_usd_display
 
     balance = balance_get(user=user)
-    return {name: format_credits(value) for name, value in balance.items()} | {
-        "usd": format_usd(balance["available"])
+    return {name: credits_display(value) for name, value in balance.items()} | {
+        "usd": credits_usd_display(balance["available"]),
+        "balance_usd": credits_usd_display(balance["balance"]),
+        "micro": balance,
     }
+
+
+def topup_for_checkout_get(*, user, session_id: str):
+    """The caller's top-up credited for a Checkout Session; None while Stripe has not confirmed it
+    (or when the session is not the caller's: both read as "not credited to you yet")."""
+    from .models import TopUp
+
+    if not session_id:
+        return None
+    return TopUp.objects.filter(user=user, checkout_session_id=session_id).first()

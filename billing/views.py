@@ -7,8 +7,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from .credits import format_credits, topup_cents_to_micro
-from .selectors import balance_display_get, transactions_page
+from .credits import TOPUP_MAX_CENTS, TOPUP_MIN_CENTS, credits_display, format_cents, topup_cents_to_micro
+from .selectors import balance_display_get, topup_for_checkout_get, transactions_page
 
 TRANSACTIONS_PER_PAGE = 25
 TOPUP_PRESETS_USD = (10, 25, 50, 100)
@@ -40,19 +40,35 @@ def transactions(request):
 @login_required
 def topup(request):
     presets = [
-        {"usd": usd, "credits": format_credits(topup_cents_to_micro(usd * 100)).split(".")[0]}
+        {"usd": usd, "credits": credits_display(topup_cents_to_micro(usd * 100)).split(".")[0]}
         for usd in TOPUP_PRESETS_USD
     ]
     return render(
-        request, "billing/topup.html", {"balance": balance_display_get(user=request.user), "presets": presets}
+        request,
+        "billing/topup.html",
+        {
+            "balance": balance_display_get(user=request.user),
+            "presets": presets,
+            "min_usd": format_cents(TOPUP_MIN_CENTS),
+            "max_usd": format_cents(TOPUP_MAX_CENTS),
+            "min_cents": TOPUP_MIN_CENTS,
+            "max_cents": TOPUP_MAX_CENTS,
+        },
     )
 
 
 @require_GET
 @login_required
 def topup_done(request, outcome: str):
+    # Stripe returns with the Checkout Session id: the page names that payment, credited or not.
+    session_id = request.GET.get("session_id", "")[:255] if outcome == "success" else ""
     return render(
         request,
         "billing/topup_done.html",
-        {"outcome": outcome, "balance": balance_display_get(user=request.user)},
+        {
+            "outcome": outcome,
+            "session_id": session_id,
+            "topup": topup_for_checkout_get(user=request.user, session_id=session_id),
+            "balance": balance_display_get(user=request.user),
+        },
     )

@@ -3,6 +3,9 @@ request, call the gateway's key services and catalog, and render. (views.py hold
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -10,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.credits import credits_display
 from billing.selectors import balance_display_get
 from smartspec.errors import NotFound
 
@@ -29,10 +33,33 @@ def api_keys(request):
         _, new_key = api_key_create(user=request.user, name=name)
         # Rendered straight into this response and nowhere else: the key is shown once.
     keys = [
-        {"key": key, "limits": ApiKeyLimitsForm(instance=key, auto_id=f"id_{key.pk}_%s")}
+        {
+            "key": key,
+            "limits": ApiKeyLimitsForm(instance=key, auto_id=f"id_{key.pk}_%s"),
+            "summary": _limits_summary(key),
+        }
         for key in request.user.api_keys.order_by("-created_at")
     ]
     return render(request, "gateway/keys.html", {"keys": keys, "new_key": new_key})
+
+
+def _per_million(price) -> str:
+    """A USD-per-token price as USD per 1M tokens: 0.00000015 -> "0.15"."""
+    return f"{(Decimal(price) * 1_000_000).normalize():f}"
+
+
+def _limits_summary(key) -> str:
+    """The key's saved limits in one line: "60 requests/min · 100.00 credits/day"; "no limits"."""
+    parts = []
+    if key.requests_per_minute is not None:
+        parts.append(f"{key.requests_per_minute:,} requests/min")
+    if key.tokens_per_minute is not None:
+        parts.append(f"{key.tokens_per_minute:,} tokens/min")
+    if key.credits_per_day is not None:
+        parts.append(f"{credits_display(key.credits_per_day)} credits/day")
+    if key.credits_per_month is not None:
+        parts.append(f"{credits_display(key.credits_per_month)} credits/month")
+    return " · ".join(parts) or "no limits"
 
 
 @require_POST
@@ -72,7 +99,15 @@ def playground(request):
         "gateway/playground.html",
         {
             "balance": balance_display_get(user=request.user),
-            "models": sorted(m.id for m in catalog_list()),
+            "models": [
+                {
+                    "id": m.id,
+                    "prompt_per_m": _per_million(m.prompt_price),
+                    "completion_per_m": _per_million(m.completion_price),
+                }
+                for m in sorted(catalog_list(), key=lambda m: m.id)
+            ],
+            "max_output_tokens": settings.MAX_OUTPUT_TOKENS,
             "task_types": RoutingRule.TaskType.choices,
             "budget_priorities": RoutingRule.BudgetPriority.choices,
         },

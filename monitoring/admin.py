@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from billing.credits import format_credits
+from billing.credits import credits_display, usd_display
 
 from .models import DailyUsage, ProviderHealthSnapshot, RollupState, UsageRecord
 
@@ -46,11 +46,24 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     search_fields = ("request_id", "user__username", "model")
     date_hierarchy = "created_at"
     list_select_related = ("user",)
-    readonly_fields = [f.name for f in UsageRecord._meta.fields]
+    # The detail page shows credits and dollars, not the stored micro-credits.
+    readonly_fields = [
+        {"credits": "credits_display", "hold": "hold_display", "cost_usd": "cost_display"}.get(f.name, f.name)
+        for f in UsageRecord._meta.fields
+    ]
+    fields = readonly_fields
 
     @admin.display(description="credits", ordering="credits")
     def credits_display(self, obj):
-        return format_credits(obj.credits)
+        return credits_display(obj.credits)
+
+    @admin.display(description="hold (credits)")
+    def hold_display(self, obj):
+        return credits_display(obj.hold)
+
+    @admin.display(description="cost at provider")
+    def cost_display(self, obj):
+        return usd_display(obj.cost_usd)
 
 
 @admin.register(DailyUsage)
@@ -64,11 +77,19 @@ class DailyUsageAdmin(ReadOnlyAdmin):
     )
     search_fields = ("user__username", "model")
     list_select_related = ("user",)
-    readonly_fields = [f.name for f in DailyUsage._meta.fields]
+    readonly_fields = [
+        {"credits": "credits_display", "cost_usd": "cost_display"}.get(f.name, f.name)
+        for f in DailyUsage._meta.fields
+    ]
+    fields = readonly_fields
 
     @admin.display(description="credits", ordering="credits")
     def credits_display(self, obj):
-        return format_credits(obj.credits)
+        return credits_display(obj.credits)
+
+    @admin.display(description="cost at provider")
+    def cost_display(self, obj):
+        return usd_display(obj.cost_usd)
 
 
 @admin.register(ProviderHealthSnapshot)
@@ -85,7 +106,6 @@ class ProviderHealthSnapshotAdmin(ReadOnlyAdmin):
         "probe_ok",
         "last_error",
         "last_probe_at",
-        "updated_at",
     )
     list_filter = ("provider", "healthy", "probe_ok")
     readonly_fields = [f.name for f in ProviderHealthSnapshot._meta.fields]

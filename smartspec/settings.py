@@ -168,6 +168,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Mail (password resets). The embedded default prints mails to the console; production sets an
+# SMTP backend ("django.core.mail.backends.smtp.EmailBackend") and its host and credentials.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25) if env_str("EMAIL_PORT") else 25
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS") if env_str("EMAIL_USE_TLS") else False
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "SmartSpec Pro <noreply@localhost>")
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

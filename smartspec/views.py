@@ -3,7 +3,6 @@
 import logging
 
 from django.contrib.auth import login
-from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import JsonResponse
@@ -22,8 +21,16 @@ from .errors import (
     error_response,
     is_api_path,
 )
+from .forms import SignupForm
 
 logger = logging.getLogger(__name__)
+
+
+@require_GET
+def favicon(request):
+    from django.templatetags.static import static
+
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @require_GET
@@ -76,7 +83,7 @@ def readyz(request):
 def signup(request):
     if request.user.is_authenticated:
         return redirect("dashboard")
-    form = UserCreationForm(request.POST or None)
+    form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         signup_credits_grant(user=user)

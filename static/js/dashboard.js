@@ -9,6 +9,9 @@
   var numbers = function (list) { return list.map(function (v) { return parseFloat(v); }); };
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
   Chart.defaults.maintainAspectRatio = false;
+  // Figures as the page prints them: thousands separators, two decimals for credits.
+  var fmt = new Intl.NumberFormat("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 6});
+  var creditsLabel = function (ctx) { return " " + fmt.format(ctx.parsed) + " credits"; };
 
   new Chart(document.getElementById("chart-daily"), {
     type: "bar",
@@ -23,7 +26,8 @@
     options: {
       interaction: {mode: "index", intersect: false},
       scales: {
-        y: {beginAtZero: true, title: {display: true, text: "credits"}},
+        y: {beginAtZero: true, title: {display: true, text: "credits"},
+            ticks: {callback: function (v) { return Number(v).toLocaleString("en-US"); }}},
         calls: {beginAtZero: true, position: "right", grid: {drawOnChartArea: false}, ticks: {precision: 0},
                 title: {display: true, text: "calls"}}
       }
@@ -31,15 +35,18 @@
   });
 
   var empty = function (labels) { return labels.length ? labels : ["no calls yet"]; };
-  new Chart(document.getElementById("chart-models"), {
-    type: "doughnut",
-    data: {
-      labels: empty(data.by_model.labels),
-      datasets: [{label: "Credits", data: data.by_model.labels.length ? numbers(data.by_model.credits) : [1],
-                  backgroundColor: data.by_model.labels.length ? palette : ["#eaecf0"]}]
-    },
-    options: {plugins: {legend: {position: "bottom"}}}
-  });
+  var modelsCanvas = document.getElementById("chart-models");
+  // Absent when nothing was spent: the card says so in words instead of drawing an empty ring.
+  if (modelsCanvas && data.by_model.labels.length) {
+    new Chart(modelsCanvas, {
+      type: "doughnut",
+      data: {
+        labels: data.by_model.labels,
+        datasets: [{label: "Credits", data: numbers(data.by_model.credits), backgroundColor: palette}]
+      },
+      options: {plugins: {legend: {position: "bottom"}, tooltip: {callbacks: {label: creditsLabel}}}}
+    });
+  }
 
   new Chart(document.getElementById("chart-providers"), {
     type: "bar",

@@ -69,7 +69,7 @@ def test_admin_pages_load(admin_client, user, deliver, path):
 
     assert response.status_code == 200
     if path == "/admin/billing/topup/":
-        assert b"8695.000000" in response.content
+        assert b"8,695.00" in response.content
 
 
 def test_ledger_is_read_only_in_admin(admin_client, user, fund):

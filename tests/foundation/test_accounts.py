@@ -18,7 +18,12 @@ def test_login_page_renders(client):
 def test_signup_creates_account_and_logs_in(client, django_user_model):
     response = client.post(
         "/accounts/signup/",
-        {"username": "dora", "password1": "a-Long-pass-9931", "password2": "a-Long-pass-9931"},
+        {
+            "username": "dora",
+            "email": "dora@example.com",
+            "password1": "a-Long-pass-9931",
+            "password2": "a-Long-pass-9931",
+        },
     )
     assert response.status_code == 302
     assert django_user_model.objects.filter(username="dora").exists()
@@ -28,7 +33,12 @@ def test_signup_creates_account_and_logs_in(client, django_user_model):
 def test_signup_rejects_mismatched_passwords(client, django_user_model):
     response = client.post(
         "/accounts/signup/",
-        {"username": "eve", "password1": "a-Long-pass-9931", "password2": "different-pass-1"},
+        {
+            "username": "eve",
+            "email": "eve@example.com",
+            "password1": "a-Long-pass-9931",
+            "password2": "different-pass-1",
+        },
     )
     assert response.status_code == 200
     assert not django_user_model.objects.filter(username="eve").exists()
@@ -62,7 +72,12 @@ def test_signup_grants_the_starter_credits_once_as_a_ledger_entry_with_its_reaso
     settings.SIGNUP_CREDITS = 250
     client.post(
         "/accounts/signup/",
-        {"username": "fay", "password1": "a-Long-pass-9931", "password2": "a-Long-pass-9931"},
+        {
+            "username": "fay",
+            "email": "fay@example.com",
+            "password1": "a-Long-pass-9931",
+            "password2": "a-Long-pass-9931",
+        },
     )
     fay = django_user_model.objects.get(username="fay")
     assert _ledger(fay) == [("adjustment", 250_000_000, "Starter credits for a new account (SIGNUP_CREDITS)")]
@@ -74,7 +89,12 @@ def test_no_starter_credits_when_signup_credits_is_zero(client, settings, django
     settings.SIGNUP_CREDITS = 0
     client.post(
         "/accounts/signup/",
-        {"username": "gil", "password1": "a-Long-pass-9931", "password2": "a-Long-pass-9931"},
+        {
+            "username": "gil",
+            "email": "gil@example.com",
+            "password1": "a-Long-pass-9931",
+            "password2": "a-Long-pass-9931",
+        },
     )
     assert _ledger(django_user_model.objects.get(username="gil")) == []
 

@@ -66,7 +66,7 @@ def test_calls_are_counted_per_model_provider_and_task_type(providers, user, api
         browser.post("/accounts/login/", {"username": "alice", "password": "pw-alice-123"}).status_code == 302
     )
     html = browser.get("/").content.decode()
-    assert re.search(r'data-testid="balance">97\.300000<', html)
+    assert re.search(r'data-testid="balance">97\.30<', html)
     assert '<canvas id="chart-daily"' in html and "anthropic/claude-sonnet-4.6" in html
 
 

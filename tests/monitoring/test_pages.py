@@ -48,7 +48,9 @@ def test_dashboard_shows_balance_usage_and_chart_data(
         response = logged_in.get("/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert re.search(r'data-testid="balance">118\.000000<', html)
+    assert re.search(r'data-testid="balance">118\.00<', html)
+    assert "credits · $0.12" in html  # dollars beside credits
+    assert re.search(r'data-testid="spent">3\.00<', html)
     assert re.search(r'data-testid="requests">2<', html)
     assert "google/gemini-flash-1.5" in html and "321 ms" in html
     assert "starter credits" in html
@@ -115,9 +117,10 @@ def test_call_page_explains_the_charge(logged_in, funded, make_usage):
     )
     html = logged_in.get(f"/calls/{record.pk}/").content.decode()
     assert "Routing matrix cell" in html and "analysis/balanced" in html
-    assert "UpstreamTimeout" in html and "30000 ms" in html
-    assert re.search(r'data-testid="charged">1\.250000<', html)
-    assert re.search(r'data-testid="settled">1\.250000 credits charged · 2\.750000 released', html)
+    assert "UpstreamTimeout" in html and "30,000 ms" in html
+    assert re.search(r'data-testid="charged">1\.25<', html)
+    assert re.search(r'data-testid="settled">1\.25 credits charged · 2\.75 released', html)
+    assert re.search(r"\d{4} \d\d:\d\d:\d\d UTC", html)  # times carry their zone
     assert "$2.5 per 1M prompt tokens" in html and "$10 per 1M completion tokens" in html
     assert "300 prompt + 50 completion = 350" in html
 
@@ -142,13 +145,16 @@ def test_transactions_page_pages_through_the_ledger(logged_in, user, staff):
 
 def test_topup_page_offers_amounts_with_their_credits(logged_in, user):
     html = logged_in.get("/topup/").content.decode()
-    assert "$100" in html and "86956 credits" in html  # floor(100 / 1.15 * 1000)
+    assert "$100.00" in html and "86,956 credits" in html  # floor(100 / 1.15 * 1000)
+    # Any amount from $0.50, cents included ($7.77 must not be refused by the browser).
+    assert re.search(r'name="custom_usd"[^>]*min="0\.50"[^>]*step="0\.01"', html)
     assert "/api/billing/checkout" in html and "csrfmiddlewaretoken" in html
-    assert "Thank you" in logged_in.get("/topup/success/").content.decode()
+    assert "No payment named" in logged_in.get("/topup/success/").content.decode()
     assert "Nothing was charged" in logged_in.get("/topup/cancel/").content.decode()
     # Billing's Checkout success/cancel URLs point at the dashboard with ?topup=...
     assert (
-        logged_in.get("/", {"topup": "success", "session_id": "cs_test_a1"})["Location"] == "/topup/success/"
+        logged_in.get("/", {"topup": "success", "session_id": "cs_test_a1"})["Location"]
+        == "/topup/success/?session_id=cs_test_a1"
     )
     assert logged_in.get("/", {"topup": "cancelled"})["Location"] == "/topup/cancel/"
 
@@ -219,6 +225,6 @@ def test_staff_page_shows_health_and_top_spenders(client, staff, user, other_use
         openrouter = re.search(r'<tr data-provider="openrouter">(.*?)</tr>', html, re.S).group(1)
         assert "ok" in openrouter and "80 ms" in openrouter
         assert html.index("alice") < html.index("bob")  # ranked by spend
-        assert "9.000000" in html
+        assert "9.00" in html
     finally:
         monitor.clear()
