@@ -10,7 +10,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
 
-from .credits import format_credits
+from .credits import credits_display
 
 
 class CreditAccount(models.Model):
@@ -36,7 +36,7 @@ class CreditAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} ({format_credits(self.balance)} credits)"
+        return f"{self.user} ({credits_display(self.balance)} credits)"
 
     @property
     def available(self) -> int:
@@ -86,7 +86,7 @@ class LedgerEntry(models.Model):
         indexes = [models.Index(fields=["account", "-id"], name="billing_entry_account_recent")]
 
     def __str__(self) -> str:
-        return f"{self.kind} {format_credits(self.amount)} ({self.reference or '-'})"
+        return f"{self.kind} {credits_display(self.amount)} ({self.reference or '-'})"
 
 
 class CreditHold(models.Model):
@@ -132,7 +132,7 @@ class CreditHold(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"hold {self.request_id} {format_credits(self.amount)} {self.state}"
+        return f"hold {self.request_id} {credits_display(self.amount)} {self.state}"
 
 
 class TopUp(models.Model):

@@ -347,3 +347,53 @@ def test_topup_of_777_goes_through_stripe_checkout_and_back(live_server, setting
         sent = parse_qs(stripe_api.calls[0].request.body)
     assert sent["line_items[0][price_data][unit_amount]"] == ["777"]
     assert sent["client_reference_id"] == [str(user.pk)]
+
+
+def test_admin_lists_fit_1400_px_and_show_credits(
+    monkeypatch, live_server, django_user_model, make_usage, browser
+):
+    from billing.services import adjustment_create, topup_apply
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    staff = django_user_model.objects.create_user(
+        username="ops", password="pw-ops-123", is_staff=True, is_superuser=True
+    )
+    dora = django_user_model.objects.create_user(username="dora-with-a-rather-long-name")
+    adjustment_create(
+        user=dora, amount=12_345_678_000_000, actor=staff, reason="a grant with a long reason " * 3
+    )
+    topup_apply(
+        user=dora, amount_cents=777, payment_intent_id="pi_3PqWertyUiop1234567890", source="api:topup"
+    )
+    make_usage(dora, model="meta-llama/llama-3.1-70b-instruct", credits=1_234_567_890)
+    from gateway.keys import api_key_create
+
+    api_key_create(user=dora, name="a key with a fairly long name for the list")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(15000)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "ops")
+    page.fill("#id_password", "pw-ops-123")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    expected = {
+        "billing/ledgerentry": "12,345,678.00",
+        "billing/creditaccount": "12,352,434.00",  # + the $7.77 top-up's 6,756 credits
+        "billing/topup": "$7.77",
+        "monitoring/usagerecord": "1,234.57",
+        "gateway/apikey": "a key with a fairly long name",
+    }
+    for path, figure in expected.items():
+        page.goto(f"{live_server.url}/admin/{path}/")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        # The list itself, not only the page: Django scrolls a too-wide table inside its box.
+        table = page.evaluate(
+            "(() => { const t = document.getElementById('result_list'); const box = t.closest('.results');"
+            " return [t.scrollWidth, box.clientWidth]; })()"
+        )
+        page.screenshot(path=str(ARTIFACTS / f"admin-{path.replace('/', '-')}.png"), full_page=True)
+        assert width <= 1400, f"/admin/{path}/ is {width} px wide"
+        assert table[0] <= table[1], f"/admin/{path}/: the list is {table[0]} px in a {table[1]} px box"
+        if figure:
+            assert figure in page.inner_text("#result_list"), path

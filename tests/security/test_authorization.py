@@ -26,6 +26,8 @@ OBJECT_IDS = {
 PUBLIC_IDS = {"model_id"}
 # Staff-only trees, swept by the staff tests instead (every non-staff request is sent to log in).
 STAFF_PREFIXES = ("admin/",)
+# Public URLs whose parameters are a signed token, not an object id: each has its own test below.
+TOKEN_ROUTES = ("accounts/reset/<uidb64>/<token>/",)
 
 
 def _routes(patterns, prefix=""):
@@ -39,7 +41,7 @@ def _routes(patterns, prefix=""):
 def routes_with_ids():
     found = []
     for route, pattern in _routes(get_resolver().url_patterns):
-        if route.startswith(STAFF_PREFIXES):
+        if route.startswith(STAFF_PREFIXES) or route in TOKEN_ROUTES:
             continue
         converters = getattr(pattern.pattern, "converters", {})
         if converters and not set(converters) <= PUBLIC_IDS:
@@ -180,3 +182,21 @@ def test_a_call_spends_only_the_callers_credits(user, api_key, victim, providers
     assert r.status_code == 200
     assert balance_get(user=user)["balance"] == 100_000_000 - 125_000
     assert balance_get(user=victim["user"]) == b_before
+
+
+def test_a_password_reset_link_for_user_b_with_a_forged_token_changes_nothing(client, victim):
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    uid = urlsafe_base64_encode(force_bytes(victim["user"].pk))
+    for token in ("set-password", "forged-0123456789abcdef", "x" * 40):
+        page = client.get(f"/accounts/reset/{uid}/{token}/", follow=True)
+        assert page.status_code == 200 and "This link does not work" in page.content.decode()
+        client.post(
+            f"/accounts/reset/{uid}/{token}/",
+            {"new_password1": "pwned-Pass-1234", "new_password2": "pwned-Pass-1234"},
+        )
+    victim["user"].refresh_from_db()
+    assert victim["user"].check_password("pw-bob-123") and not victim["user"].check_password(
+        "pwned-Pass-1234"
+    )
