@@ -123,7 +123,7 @@ def test_dashboard_journey(monkeypatch, asgi_server, django_user_model, make_usa
     base = asgi_server
     context = browser.new_context(viewport=DESKTOP, permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
-    page.set_default_timeout(15000)
+    page.set_default_timeout(30000)  # a loaded CI machine, not a slow page
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
@@ -242,7 +242,7 @@ def test_dashboard_journey(monkeypatch, asgi_server, django_user_model, make_usa
     assert "failed before a provider" in page.evaluate("Chart.getChart('chart-providers').data.labels")
     for chart in ("chart-daily", "chart-models", "chart-providers"):
         # Fails with a timeout if the canvas never gets a single painted pixel.
-        page.wait_for_function(CANVAS_DRAWN, arg=chart, timeout=5000)
+        page.wait_for_function(CANVAS_DRAWN, arg=chart, timeout=15000)
     page.wait_for_timeout(800)  # cosmetic: the screenshots show the charts after their entry animation
     _both_widths(page, "dashboard", before_shot=lambda: page.wait_for_timeout(800))
 
@@ -327,7 +327,7 @@ def test_topup_of_777_goes_through_stripe_checkout_and_back(live_server, setting
         "url": back,  # stands in for checkout.stripe.com, which redirects back here
     }
     page = browser.new_page(viewport=DESKTOP)
-    page.set_default_timeout(15000)
+    page.set_default_timeout(30000)  # a loaded CI machine, not a slow page
     with responses.RequestsMock() as stripe_api:
         stripe_api.post("https://api.stripe.com/v1/checkout/sessions", json=session)
         _login(page, live_server.url, "alice", "pw-alice-123")
@@ -371,7 +371,7 @@ def test_admin_lists_fit_1400_px_and_show_credits(
 
     api_key_create(user=dora, name="a key with a fairly long name for the list")
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.set_default_timeout(15000)
+    page.set_default_timeout(30000)  # a loaded CI machine, not a slow page
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", "ops")
     page.fill("#id_password", "pw-ops-123")
