@@ -155,7 +155,13 @@ def test_topup_success_page_shows_the_payment_it_refers_to(logged_in, user):
     pending = logged_in.get(hop["Location"]).content.decode()
     assert "Payment pending" in pending and "cs_test_777" in pending and "went through" not in pending
 
-    topup_apply(user=user, amount_cents=777, checkout_session_id="cs_test_777", source="test")
+    topup_apply(
+        user=user,
+        amount_cents=777,
+        payment_intent_id="pi_test_777",
+        checkout_session_id="cs_test_777",
+        source="test",
+    )
     done = logged_in.get(hop["Location"]).content.decode()
     assert "Payment credited" in done and "$7.77" in done
     assert re.search(r'data-testid="topup-credits">6,756.00<', done)
@@ -166,7 +172,13 @@ def test_topup_success_page_shows_the_payment_it_refers_to(logged_in, user):
 def test_another_users_payment_reads_as_pending(logged_in, other_user):
     from billing.services import topup_apply
 
-    topup_apply(user=other_user, amount_cents=5000, checkout_session_id="cs_test_theirs", source="test")
+    topup_apply(
+        user=other_user,
+        amount_cents=5000,
+        payment_intent_id="pi_test_theirs",
+        checkout_session_id="cs_test_theirs",
+        source="test",
+    )
     html = logged_in.get("/topup/success/?session_id=cs_test_theirs").content.decode()
     assert "Payment pending" in html and "$50.00" not in html
 
