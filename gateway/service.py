@@ -462,35 +462,39 @@ class GatewayStream:
     def provider(self) -> str:
         return self.attempt.provider if self.attempt else ""
 
-    def _fit(self, delta: StreamDelta) -> StreamDelta | None:
-        """The delta as far as `max_tokens` lets it through, or None once the stream has reached it.
+    def _fit(self, delta: StreamDelta) -> tuple[StreamDelta, int] | None:
+        """The delta as far as `max_tokens` lets it through, with its output's size in bytes; None
+        once the stream has reached it. Either way of reaching it marks the stream `truncated`.
 
         Every delta with output carries at least one token, and the bytes are bounded per token
         (`RELAY_BYTES_PER_TOKEN`), so an upstream that runs on is cut here, its connection closed,
         and the call billed for what was relayed (never beyond `max_tokens`)."""
         size = output_bytes(text=delta.content, tool_calls=delta.tool_calls)
         if not size:
-            return delta
+            return delta, 0
         bound = self.prepared.completion_bound
         room = bound * RELAY_BYTES_PER_TOKEN - self._output_bytes
         if self._output_chunks >= bound or room <= 0:
+            self.truncated = True
             return None
         if size > room:
+            self.truncated = True
             # Cut on a character boundary; a partial tool call would be broken JSON, so it goes.
             text = delta.content.encode()[:room].decode(errors="ignore")
             if not text:
                 return None
             delta = StreamDelta(content=text, model=delta.model, provider=delta.provider)
-            self.truncated = True
-        return delta
+            size = len(text.encode())
+        return delta, size
 
-    def _take(self, delta: StreamDelta) -> None:
+    def _take(self, delta: StreamDelta, size: int) -> None:
+        """Count a relayed delta (`size`: its output's bytes, from `_fit`)."""
         if delta.content or delta.tool_calls:
             if self._ttft_ms is None:
                 self._ttft_ms = int((time.monotonic() - self._started) * 1000)
             self._produced = True
             self._output_chunks += 1
-            self._output_bytes += output_bytes(text=delta.content, tool_calls=delta.tool_calls)
+            self._output_bytes += size
         if delta.content and self.keep_text:
             self._parts.append(delta.content)
         if delta.usage is not None:
@@ -501,7 +505,6 @@ class GatewayStream:
             self._finish_reason = delta.finish_reason
 
     def _cut(self) -> None:
-        self.truncated = True
         self._finish_reason = "length"
         logger.warning(
             "stream %s from %s went past max_tokens; cut and billed at most max_tokens",
@@ -537,8 +540,8 @@ class GatewayStream:
             attempt.status = "ok"
             attempt.latency_ms = int((time.monotonic() - begun) * 1000)
             self.attempt, self._upstream = attempt, upstream
-            self._first = self._fit(first) or StreamDelta(finish_reason="length")
-            self._take(self._first)
+            self._first, size = self._fit(first) or (StreamDelta(finish_reason="length"), 0)
+            self._take(self._first, size)
             return
         raise chain_failed(self.prepared.plan)
 
@@ -551,15 +554,12 @@ class GatewayStream:
             if not self.truncated:
                 async for delta in self._upstream:
                     fitted = self._fit(delta)
-                    if fitted is None:
-                        self._cut()
-                        break
-                    self._take(fitted)
-                    yield fitted
+                    if fitted is not None:
+                        self._take(*fitted)
+                        yield fitted[0]
                     if self.truncated:
-                        self._cut()
                         break
-            else:
+            if self.truncated:
                 self._cut()
             self.status, self.error_class = "ok", ""
         except asyncio.CancelledError:
