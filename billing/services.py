@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -737,6 +738,17 @@ def _pending_clawbacks_apply(*, topup: TopUp) -> None:
             ).update(status=StripeEvent.Status.PROCESSED, processed_at=now)
 
 
+def _clawback_now_or_pending(payment_intent_id: str, *, apply: Callable[[int], Any], **pending) -> Any:
+    """Under the payment's lock: `apply(topup_id)` when the payment is credited, else keep the
+    event pending against it (`pending`: the PendingClawback fields), applied when it lands."""
+    with transaction.atomic():
+        _payment_lock(payment_intent_id)
+        found = TopUp.objects.filter(payment_intent_id=payment_intent_id).first()
+        if found is None:
+            return _clawback_defer(payment_intent_id=payment_intent_id, **pending)
+        return apply(found.pk)
+
+
 def topup_refund_apply(
     *, payment_intent_id: str, charge_id: str, amount_refunded_cents: int, event_id: str = ""
 ) -> LedgerEntry | PendingClawback | None:
@@ -747,20 +759,16 @@ def topup_refund_apply(
     pending row when the payment is not credited yet (applied when it is).
     """
     _cents_check(amount_refunded_cents, what="amount_refunded")
-    with transaction.atomic():
-        _payment_lock(payment_intent_id)
-        found = TopUp.objects.filter(payment_intent_id=payment_intent_id).first()
-        if found is None:
-            return _clawback_defer(
-                payment_intent_id=payment_intent_id,
-                kind=PendingClawback.Kind.REFUND,
-                event_id=event_id,
-                charge_id=charge_id,
-                amount_cents=amount_refunded_cents,
-            )
-        return _refund_apply_locked(
-            topup_id=found.pk, charge_id=charge_id, amount_refunded_cents=amount_refunded_cents
-        )
+    return _clawback_now_or_pending(
+        payment_intent_id,
+        apply=lambda topup_id: _refund_apply_locked(
+            topup_id=topup_id, charge_id=charge_id, amount_refunded_cents=amount_refunded_cents
+        ),
+        kind=PendingClawback.Kind.REFUND,
+        event_id=event_id,
+        charge_id=charge_id,
+        amount_cents=amount_refunded_cents,
+    )
 
 
 def _refund_apply_locked(*, topup_id: int, charge_id: str, amount_refunded_cents: int) -> LedgerEntry | None:
@@ -803,18 +811,16 @@ def dispute_open(
 ) -> CreditHold | PendingClawback | None:
     """Freeze the disputed top-up's credits (as much of them as is still available)."""
     _cents_check(amount_cents, what="The disputed amount")
-    with transaction.atomic():
-        _payment_lock(payment_intent_id)
-        found = TopUp.objects.filter(payment_intent_id=payment_intent_id).first()
-        if found is None:
-            return _clawback_defer(
-                payment_intent_id=payment_intent_id,
-                kind=PendingClawback.Kind.DISPUTE_OPEN,
-                event_id=event_id,
-                dispute_id=dispute_id,
-                amount_cents=amount_cents,
-            )
-        return _dispute_open_locked(topup_id=found.pk, dispute_id=dispute_id, amount_cents=amount_cents)
+    return _clawback_now_or_pending(
+        payment_intent_id,
+        apply=lambda topup_id: _dispute_open_locked(
+            topup_id=topup_id, dispute_id=dispute_id, amount_cents=amount_cents
+        ),
+        kind=PendingClawback.Kind.DISPUTE_OPEN,
+        event_id=event_id,
+        dispute_id=dispute_id,
+        amount_cents=amount_cents,
+    )
 
 
 def _dispute_open_locked(*, topup_id: int, dispute_id: str, amount_cents: int) -> CreditHold | None:
@@ -849,21 +855,17 @@ def dispute_close(
 ) -> LedgerEntry | PendingClawback | None:
     """A closed dispute: won -> release the frozen credits; lost -> debit the disputed share."""
     _cents_check(amount_cents, what="The disputed amount")
-    with transaction.atomic():
-        _payment_lock(payment_intent_id)
-        found = TopUp.objects.filter(payment_intent_id=payment_intent_id).first()
-        if found is None:
-            return _clawback_defer(
-                payment_intent_id=payment_intent_id,
-                kind=PendingClawback.Kind.DISPUTE_CLOSE,
-                event_id=event_id,
-                dispute_id=dispute_id,
-                dispute_status=status[:40],
-                amount_cents=amount_cents,
-            )
-        return _dispute_close_locked(
-            topup_id=found.pk, dispute_id=dispute_id, status=status, amount_cents=amount_cents
-        )
+    return _clawback_now_or_pending(
+        payment_intent_id,
+        apply=lambda topup_id: _dispute_close_locked(
+            topup_id=topup_id, dispute_id=dispute_id, status=status, amount_cents=amount_cents
+        ),
+        kind=PendingClawback.Kind.DISPUTE_CLOSE,
+        event_id=event_id,
+        dispute_id=dispute_id,
+        dispute_status=status[:40],
+        amount_cents=amount_cents,
+    )
 
 
 def _dispute_close_locked(
