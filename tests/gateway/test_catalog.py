@@ -76,6 +76,32 @@ def test_seed_has_every_matrix_model_with_openrouter_prices():
     assert (gpt4o.prompt_price, gpt4o.completion_price) == (Decimal("0.0000025"), Decimal("0.00001"))
 
 
+@pytest.mark.parametrize(
+    ("model_id", "prices"),
+    [
+        # OpenAI's GPT-5.6 list prices per 1M tokens: input, output, cached input (90% off), cache write (1.25x)
+        ("openai/gpt-5.6-terra", ("2.50", "15", "0.25", "3.125")),
+        ("openai/gpt-5.6-luna", ("1", "6", "0.10", "1.25")),
+    ],
+)
+def test_gpt56_defaults_carry_every_price_openai_lists(model_id, prices):
+    from gateway.models import ModelCatalogEntry
+
+    entry = ModelCatalogEntry.objects.get(id=model_id)
+    per_million = [
+        price * 1_000_000
+        for price in (
+            entry.prompt_price,
+            entry.completion_price,
+            entry.input_cache_read_price,
+            entry.input_cache_write_price,
+        )
+    ]
+    assert per_million == [Decimal(p) for p in prices]
+    assert entry.context_length == 1_050_000
+    assert entry.providers == {"openrouter": model_id, "openai": model_id.removeprefix("openai/")}
+
+
 def test_sync_task_refreshes_prices_adds_models_and_skips_nonsense(network, settings):
     from gateway.models import ModelCatalogEntry
     from gateway.tasks import catalog_sync
