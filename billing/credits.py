@@ -1,17 +1,34 @@
 """The one place that converts money: USD, Stripe cents and credits.
 
 Everything is an integer in minor units. 1 credit = 1,000,000 micro-credits;
-1 USD = 1,000 credits = 1,000,000,000 micro-credits. Usage is charged at cost;
-top-ups carry a 15% markup. Decimal appears only while parsing a USD figure.
+1 USD = `CREDITS_PER_USD` credits (1,000 by default, so 1,000,000,000 micro-credits). Usage is
+charged at cost; top-ups carry `TOPUP_MARKUP_PERCENT` (15 by default). Both are settings, so an
+operator changes them without code. Decimal appears only while parsing a USD figure.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from fractions import Fraction
+
+from django.conf import settings
 
 MICRO_PER_CREDIT = 1_000_000
-CREDITS_PER_USD = 1_000
-MICRO_PER_USD = MICRO_PER_CREDIT * CREDITS_PER_USD
+
+
+def credits_per_usd() -> int:
+    """How many credits 1 USD of usage costs (`CREDITS_PER_USD`)."""
+    return int(settings.CREDITS_PER_USD)
+
+
+def micro_per_usd() -> int:
+    return MICRO_PER_CREDIT * credits_per_usd()
+
+
+def topup_markup_percent() -> Decimal:
+    """The top-up markup in percent (`TOPUP_MARKUP_PERCENT`), e.g. Decimal("15")."""
+    return Decimal(str(settings.TOPUP_MARKUP_PERCENT))
+
 
 # Stripe refuses USD charges under $0.50; the cap limits what one mistaken click can cost.
 TOPUP_MIN_CENTS = 50
@@ -39,17 +56,19 @@ def usd_to_micro(usd: Decimal | str | int) -> int:
     number = _to_decimal(usd, what="USD amount")
     if number < 0:
         raise ValueError(f"USD amount must not be negative: {usd!r}")
-    return int((number * MICRO_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+    return int((number * micro_per_usd()).to_integral_value(rounding=ROUND_CEILING))
 
 
 def topup_cents_to_micro(cents: int) -> int:
-    """Credits bought by a payment: floor(usd / 1.15 * 1000) whole credits, in micro-credits."""
+    """Credits bought by a payment: floor(usd / (1 + markup) * credits per USD) whole credits, in
+    micro-credits; with the defaults floor(usd / 1.15 * 1000), so $100 buys 86,956."""
     if isinstance(cents, bool) or not isinstance(cents, int):
         raise ValueError(f"cents must be an integer: {cents!r}")
     if cents < 0:
         raise ValueError(f"cents must not be negative: {cents!r}")
-    # cents / 100 / 1.15 * 1000 == cents * 200 / 23, kept in integers.
-    return (cents * 200 // 23) * MICRO_PER_CREDIT
+    # cents / 100 / (1 + m / 100) * rate == cents * rate / (100 + m), kept exact (a Fraction).
+    credits = Fraction(cents * credits_per_usd()) / (100 + Fraction(str(topup_markup_percent())))
+    return (credits.numerator // credits.denominator) * MICRO_PER_CREDIT
 
 
 def credits_to_micro(credits: Decimal | str | int) -> int:
@@ -79,7 +98,7 @@ def format_credits(micro: int) -> str:
 
 def format_usd(micro: int) -> str:
     """Micro-credits as their USD value with 6 decimals: 86956000000 -> "86.956000"."""
-    usd = (Decimal(micro) / MICRO_PER_USD).quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN)
+    usd = (Decimal(micro) / micro_per_usd()).quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN)
     return f"{usd:f}"
 
 
@@ -135,4 +154,4 @@ def credits_usd_display(micro: int | None) -> str:
     """What micro-credits are worth at cost, as usd_display shows it."""
     if micro is None:
         return ""
-    return usd_display(Decimal(int(micro)) / MICRO_PER_USD)
+    return usd_display(Decimal(int(micro)) / micro_per_usd())

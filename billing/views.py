@@ -7,7 +7,15 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from .credits import TOPUP_MAX_CENTS, TOPUP_MIN_CENTS, credits_display, format_cents, topup_cents_to_micro
+from .credits import (
+    TOPUP_MAX_CENTS,
+    TOPUP_MIN_CENTS,
+    credits_display,
+    credits_per_usd,
+    format_cents,
+    topup_cents_to_micro,
+    topup_markup_percent,
+)
 from .selectors import balance_display_get, topup_for_checkout_get, transactions_page
 
 TRANSACTIONS_PER_PAGE = 25
@@ -53,6 +61,7 @@ def topup(request):
             "max_usd": format_cents(TOPUP_MAX_CENTS),
             "min_cents": TOPUP_MIN_CENTS,
             "max_cents": TOPUP_MAX_CENTS,
+            "rate": _rate(),
         },
     )
 
@@ -70,5 +79,17 @@ def topup_done(request, outcome: str):
             "session_id": session_id,
             "topup": topup_for_checkout_get(user=request.user, session_id=session_id),
             "balance": balance_display_get(user=request.user),
+            "rate": _rate(),
         },
     )
+
+
+def _rate() -> dict:
+    """The credit rate and the top-up markup (settings), as the pages state them."""
+    markup = topup_markup_percent()
+    return {
+        "credits_per_usd": credits_per_usd(),
+        "markup_percent": f"{markup.normalize():f}",
+        "factor": f"{(1 + markup / 100).normalize():f}",
+        "hundred_buys": credits_display(topup_cents_to_micro(10_000)).split(".")[0],
+    }

@@ -5,6 +5,7 @@ Defaults make a fresh clone run with nothing else installed: SQLite under
 and Celery onto Redis; `DATABASE_URL` moves the data onto PostgreSQL.
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -345,6 +346,20 @@ CELERY_BEAT_SCHEDULE["monitoring.rollup_daily_usage"] = {
     "schedule": 600.0,
     "options": {"expires": 590},
 }
+
+# --- Credits ------------------------------------------------------------------
+# 1 USD of usage costs this many credits (usage is charged at cost), and top-ups carry this markup
+# in percent: credits = floor(payment_usd / (1 + markup/100) x CREDITS_PER_USD); $100 -> 86,956.
+CREDITS_PER_USD = env.int("CREDITS_PER_USD", default=1000)
+if CREDITS_PER_USD < 1:
+    raise ImproperlyConfigured("CREDITS_PER_USD must be a positive whole number.")
+TOPUP_MARKUP_PERCENT = env_str("TOPUP_MARKUP_PERCENT", "15")
+try:
+    _markup = Decimal(TOPUP_MARKUP_PERCENT)
+except ArithmeticError:
+    raise ImproperlyConfigured("TOPUP_MARKUP_PERCENT must be a number of percent, e.g. 15.") from None
+if not _markup.is_finite() or not 0 <= _markup < 1000:
+    raise ImproperlyConfigured("TOPUP_MARKUP_PERCENT must be between 0 and 1000.")
 
 # --- Stripe -----------------------------------------------------------------
 # Whole credits every new account starts with, as one ledger grant (sign-up page and

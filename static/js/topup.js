@@ -1,6 +1,7 @@
 /* Top-up page: the custom amount (any dollars and cents in range), the credits it buys, and the
    hand-off to Stripe Checkout. The credit formula mirrors billing/credits.py topup_cents_to_micro:
-   floor(cents * 200 / 23) whole credits (a 15% fee on 1,000 credits per dollar). */
+   floor(cents * rate / (100 + markup)) whole credits, rate and markup from the form's data (the
+   CREDITS_PER_USD and TOPUP_MARKUP_PERCENT settings); with the defaults floor(cents * 200 / 23). */
 (function () {
   "use strict";
   var form = document.getElementById("topup-form");
@@ -17,9 +18,16 @@
     if (!m) return null;
     return parseInt(m[1], 10) * 100 + parseInt(((m[2] || "") + "00").slice(0, 2), 10);
   }
+  var rate = parseInt(form.dataset.creditsPerUsd || "1000", 10);
+  // The markup in hundredths of a percent keeps the division exact for markups like 12.5.
+  var markupBp = Math.round(parseFloat(form.dataset.markupPercent || "15") * 100);
+  function creditsFor(c) {
+    // cents * rate / (100 + markup) == cents * rate * 100 / (10000 + markup in hundredths).
+    return Math.floor((c * rate * 100) / (10000 + markupBp));
+  }
   function showCredits() {
     var c = cents(custom.value);
-    customCredits.textContent = c === null ? "" : grouped.format(Math.floor(c * 200 / 23)) + " credits";
+    customCredits.textContent = c === null ? "" : grouped.format(creditsFor(c)) + " credits";
   }
   custom.addEventListener("focus", function () { customChoice.checked = true; });
   custom.addEventListener("input", function () { customChoice.checked = true; showCredits(); });

@@ -6,11 +6,11 @@ import pytest
 
 from billing.credits import (
     MICRO_PER_CREDIT,
-    MICRO_PER_USD,
     TOPUP_MIN_CENTS,
     credits_to_micro,
     format_credits,
     format_usd,
+    micro_per_usd,
     topup_cents_to_micro,
     usd_to_cents,
     usd_to_micro,
@@ -19,7 +19,7 @@ from billing.credits import (
 
 def test_units():
     assert MICRO_PER_CREDIT == 1_000_000
-    assert MICRO_PER_USD == 1_000_000_000
+    assert micro_per_usd() == 1_000_000_000
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_topup_rejects_non_integer_or_negative_cents(bad):
 def test_usage_cost_is_exact():
     assert usd_to_micro("0.000123") == 123_000
     assert format_credits(usd_to_micro(Decimal("0.000123"))) == "0.123000"
-    assert usd_to_micro(1) == MICRO_PER_USD
+    assert usd_to_micro(1) == micro_per_usd()
     assert usd_to_micro(0) == 0
 
 
@@ -95,3 +95,27 @@ def test_formatting():
     assert format_credits(-1_500_000) == "-1.500000"
     assert format_usd(123_000) == "0.000123"
     assert format_usd(0) == "0.000000"
+
+
+def test_rate_and_markup_are_settings(settings):
+    """An operator changes the rate and the markup without code; the math follows exactly."""
+    settings.CREDITS_PER_USD = 2_000
+    settings.TOPUP_MARKUP_PERCENT = "12.5"
+    # $100 / 1.125 x 2000 = 177,777.7 -> 177,777 whole credits; usage at 2,000 credits per USD.
+    assert topup_cents_to_micro(10_000) == 177_777 * MICRO_PER_CREDIT
+    assert usd_to_micro("0.000125") == 250_000
+    settings.TOPUP_MARKUP_PERCENT = 0
+    assert topup_cents_to_micro(10_000) == 200_000 * MICRO_PER_CREDIT
+
+
+@pytest.mark.django_db
+def test_topup_page_states_the_configured_rate(client, user, settings):
+    settings.CREDITS_PER_USD = 2_000
+    settings.TOPUP_MARKUP_PERCENT = "25"
+    client.force_login(user)
+    html = client.get("/topup/").content.decode()
+    # $100 / 1.25 x 2000 = 160,000 credits.
+    assert (
+        "1 USD of usage costs 2,000 credits; top-ups carry a 25% fee, so $100.00 buys 160,000 credits" in html
+    )
+    assert 'data-credits-per-usd="2000" data-markup-percent="25"' in html
