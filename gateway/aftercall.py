@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 MAX_BATCH = 500
 # Upstream errors that mean the provider is fine: the request (or the model it named) was the problem.
 ANSWERED_ERRORS = ("UpstreamBadRequest", "UpstreamModelGone")
+# OpenRouter answered with a later model of its `models` fallback: the requested model's step says so,
+# but it is OpenRouter's routing, not a failure of ours to count against the provider.
+OPENROUTER_FALLBACK = "OpenRouterFallback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +140,7 @@ def health_samples(
             caller=caller,
         )
         for a in attempts
-        if a.status in ("ok", "error")
+        if a.status in ("ok", "error") and a.error_class != OPENROUTER_FALLBACK
     )
 
 

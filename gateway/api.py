@@ -3,13 +3,16 @@
 The chat endpoints are async views in `gateway.views`; these are the read-only lists.
 """
 
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from smartspec.errors import ModelNotFound
+from monitoring.selectors import usage_receipt, usage_receipt_find
+from smartspec.errors import InvalidRequest, ModelNotFound, NotFound
 
+from . import openai_format
 from .catalog import catalog_model_callable
 from .client import get_available_models
 
@@ -101,3 +104,33 @@ class CatalogListApi(APIView):
     @extend_schema(responses=inline_serializer("CatalogModelList", {"models": OutputSerializer(many=True)}))
     def get(self, request):
         return Response({"models": self.OutputSerializer(get_available_models(), many=True).data})
+
+
+class GenerationApi(APIView):
+    """The receipt of one call (`GET /v1/generation?id=`, the path OpenRouter clients call on their
+    base URL): OpenRouter's generation fields plus the credits charged, the hold, the price applied
+    per component, the route, the attempts and the reconciliation. The caller's own calls only
+    (staff: anyone's); another user's call is a 404 like one that never was."""
+
+    @extend_schema(
+        operation_id="generation_retrieve",
+        parameters=[
+            OpenApiParameter(
+                "id",
+                str,
+                required=True,
+                description="the response's id (chatcmpl-..., resp_...) or request id",
+            )
+        ],
+        responses={200: dict, 404: None},
+    )
+    def get(self, request):
+        generation_id = request.query_params.get("id")
+        if not generation_id:
+            raise InvalidRequest("id is required: a response id or a request id.", code="missing_id")
+        record = usage_receipt_find(user=request.user, generation_id=generation_id)
+        if record is None:
+            raise NotFound("No generation with this id was found.", code="generation_not_found")
+        return HttpResponse(
+            openai_format.json_body({"data": usage_receipt(record=record)}), content_type="application/json"
+        )

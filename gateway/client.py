@@ -161,6 +161,7 @@ class PreparedChat:
     max_tokens: int  # what the upstream is told, and what the worst case is priced at
     prompt_bytes: int
     prompt_bound: int = 0  # the most prompt tokens an upstream can count (`request_prompt_bound`)
+    response_id: str = ""  # the face's own id of the answer when it is not `chatcmpl-<request_id>`
 
     @property
     def completion_bound(self) -> int:
@@ -346,6 +347,26 @@ class Outcome:
     computed_cost_usd: Decimal | None = None  # our own figure: each component x the catalog price
     cost_lines: tuple[CostLine, ...] = ()
     cost_source: str = "catalog"  # "upstream" | "catalog"
+    upstream_id: str = ""  # the upstream's id of the answer (OpenRouter's generation id)
+    # What the prompt cache saved against plain prompt tokens (OpenRouter's `cache_discount`; a cache
+    # write dearer than a plain token makes it negative).
+    cache_discount_usd: Decimal = Decimal(0)
+    provider_name: str = ""  # who served it as the upstream says (OpenRouter: its provider, "OpenAI")
+
+    def cost_lines_as_dicts(self) -> list[dict[str, Any]]:
+        """The price applied per component, as the usage row and the receipt keep it."""
+        return [
+            {
+                "component": line.component,
+                "quantity": line.quantity,
+                "unit_price": f"{line.unit_price.normalize():f}",
+                "usd": f"{line.usd.normalize():f}",
+            }
+            for line in self.cost_lines
+        ]
+
+
+CACHE_COMPONENTS = ("input_cache_read", "input_cache_write", "input_cache_write_1h")
 
 
 def result_output_bytes(result: ChatResult) -> int:
@@ -356,7 +377,14 @@ def result_output_bytes(result: ChatResult) -> int:
 
 
 def outcome_price_sync(
-    *, prepared: PreparedChat, attempt: Attempt, reported_model: str | None, usage, completion_bytes: int
+    *,
+    prepared: PreparedChat,
+    attempt: Attempt,
+    reported_model: str | None,
+    usage,
+    completion_bytes: int,
+    upstream_id: str = "",
+    provider_name: str = "",
 ) -> Outcome:
     """Price an answer; `completion_bytes` is what was produced (text and tool calls), for estimates."""
     model_id = answering_model_id(attempt, reported_model)
@@ -368,11 +396,27 @@ def outcome_price_sync(
         prompt_bound=prepared.prompt_bound or None,
         completion_bound=prepared.completion_bound,
     )
-    outcome = Outcome(model=model_id, provider=attempt.provider, usage=resolved, cost_usd=Decimal(0))
+    outcome = Outcome(
+        model=model_id,
+        provider=attempt.provider,
+        usage=resolved,
+        cost_usd=Decimal(0),
+        upstream_id=upstream_id[:200],
+        provider_name=(provider_name or attempt.provider)[:100],
+    )
     if resolved.upstream_cost is not None or resolved.total_tokens:
-        cost = cost_compute(usage=resolved, model=answering_model_sync(prepared, model_id, attempt))
+        priced_at = answering_model_sync(prepared, model_id, attempt)
+        cost = cost_compute(usage=resolved, model=priced_at)
         outcome.cost_usd, outcome.computed_cost_usd = cost.usd, cost.computed
         outcome.cost_lines, outcome.cost_source = cost.lines, cost.source
+        outcome.cache_discount_usd = sum(
+            (
+                line.quantity * (priced_at.prompt_price - line.unit_price)
+                for line in cost.lines
+                if line.component in CACHE_COMPONENTS
+            ),
+            Decimal(0),
+        )
     if resolved.estimated:
         logger.warning(
             "usage from %s for %s was missing or nonsense: billed an estimate", attempt.provider, model_id
@@ -474,6 +518,8 @@ class UnifiedLLMClient:
             reported_model=result.model,
             usage=result.usage,
             completion_bytes=result_output_bytes(result),
+            upstream_id=result.upstream_id,
+            provider_name=result.provider,
         )
         return response_build(
             prepared=prepared,

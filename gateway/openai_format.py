@@ -502,7 +502,11 @@ def _usage(response: LLMResponse) -> dict[str, Any]:
     details = response.usage_details
     return {
         **response.usage,
-        "prompt_tokens_details": {"cached_tokens": details.get("cached_tokens", 0)},
+        "prompt_tokens_details": {
+            "cached_tokens": details.get("cached_tokens", 0),
+            # OpenRouter's name: of prompt_tokens, written to the prompt cache.
+            "cache_write_tokens": details.get("cache_write_tokens", 0),
+        },
         "completion_tokens_details": {"reasoning_tokens": details.get("reasoning_tokens", 0)},
         **money(response),
     }

@@ -89,12 +89,14 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
             stored = await run_db_step(stored_response_get)(user=user, response_id=previous)
             history = stored.messages
         parsed = responses_format.response_request(body, history=history)
+        response_id, created = responses_format.new_id("resp"), now()
         ids = {
             "api_key_id": api_key.pk if api_key else None,
             "request_id": request.request_id,
             "limits": KeyLimits.from_api_key(api_key) if api_key else None,
+            # The receipt (`GET /v1/generation?id=resp_...`) is found by the id the client was given.
+            "response_id": response_id,
         }
-        response_id, created = responses_format.new_id("resp"), now()
         gateway = LLMGateway()
         if parsed.request.stream:
             stream = await gateway.stream_open(parsed.request, user, **ids)

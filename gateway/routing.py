@@ -36,6 +36,7 @@ from smartspec.errors import (
     UpstreamUnavailable,
 )
 
+from .aftercall import OPENROUTER_FALLBACK
 from .catalog import (
     OLLAMA_PREFIX,
     OPENROUTER,
@@ -233,6 +234,28 @@ class RoutePlan:
         if isinstance(error, UpstreamModelGone):
             self.gone.add(attempt.model)
             attempt.reason = f"{attempt.provider} has no such model"
+
+    def answered(self, attempt: Attempt, reported_model: str | None) -> Attempt:
+        """The attempt that really answered. OpenRouter's own `models` fallback may answer with a later
+        model of the chain: then the requested model's attempt says so and a step for the answering
+        model follows it (status ok), so the attempts, `fallback_used`, the usage row and the price
+        all name the model that answered."""
+        chain = attempt.extra_body.get("models") or ()
+        if (
+            attempt.provider != OPENROUTER
+            or not reported_model
+            or reported_model == attempt.model
+            or reported_model not in chain
+            or reported_model not in self.models
+        ):
+            return attempt
+        attempt.status, attempt.error_class = "error", OPENROUTER_FALLBACK
+        attempt.reason = f"openrouter answered with its fallback {reported_model}"
+        answering = replace(
+            attempt, model=reported_model, native_model=reported_model, status="ok", error_class="", reason=""
+        )
+        self.attempts.insert(self.attempts.index(attempt) + 1, answering)
+        return answering
 
     def worst_prices(self) -> WorstPrices:
         """The dearest price of each kind among the models that may answer: an input token at the
@@ -745,5 +768,5 @@ async def attempts_run(*, plan: RoutePlan, request: ChatRequest) -> tuple[ChatRe
             continue
         attempt.latency_ms = int((time.monotonic() - started) * 1000)
         attempt.status = "ok"
-        return result, attempt
+        return result, plan.answered(attempt, result.model)
     raise chain_failed(plan)

@@ -84,10 +84,12 @@ def _open_sync(
     api_key_id: int | None,
     request_id: str | None,
     limits: KeyLimits | None = None,
+    response_id: str = "",
 ) -> tuple[PreparedChat, Billing]:
     """Validate, route, admit under the key's limits and place the hold; nothing is spent if any fails."""
     try:
         prepared = chat_prepare_sync(request, request_id=request_id)
+        prepared.response_id = response_id or ""
         billing = Billing(user=user, api_key_id=api_key_id, hold_amount=_hold_amount(prepared))
         billing.reservation = limits_admit(
             limits=limits,
@@ -133,11 +135,18 @@ def call_open_sync(
     api_key_id: int | None = None,
     request_id: str | None = None,
     limits: KeyLimits | None = None,
+    response_id: str = "",
 ) -> OpenedCall:
     """Validate, route, admit and hold (sync, one DB step): for a caller that opens the call in the
-    same step as other work, e.g. the key's lookup. Streams need `request.stream` set."""
+    same step as other work, e.g. the key's lookup. Streams need `request.stream` set. `response_id`
+    is the face's own id of the answer (`resp_...`), so the receipt can be found by it."""
     prepared, billing = _open_sync(
-        request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
+        request,
+        user=user,
+        api_key_id=api_key_id,
+        request_id=request_id,
+        limits=limits,
+        response_id=response_id,
     )
     return OpenedCall(prepared=prepared, billing=billing)
 
@@ -154,6 +163,7 @@ def _close_sync(
     ttft_ms: int | None = None,
     stream: bool = False,
     truncated: bool = False,
+    finish_reason: str | None = None,
 ) -> Outcome | None:
     """Price the answer (`priced`: the arguments of `outcome_price_sync`, None when nothing is to be
     billed), settle or release the hold, then hand the usage row and provider health to
@@ -179,6 +189,7 @@ def _close_sync(
             ttft_ms=ttft_ms,
             stream=stream,
             truncated=truncated,
+            finish_reason=finish_reason,
         )
         if journaled is None:
             call_record(record=record)
@@ -235,8 +246,10 @@ def _call_record(
     ttft_ms: int | None,
     stream: bool,
     truncated: bool = False,
+    finish_reason: str | None = None,
 ) -> CallRecord:
     output_tokens = outcome.usage.completion_tokens if outcome else 0
+    resolved = outcome.usage if outcome else None
     usage = {
         "user_id": billing.user.pk,
         "api_key_id": billing.api_key_id,
@@ -259,6 +272,19 @@ def _call_record(
         "usage_estimated": outcome.usage.estimated if outcome else False,
         "usage_capped": bool(outcome and outcome.usage.capped) or truncated or billing.uncharged > 0,
         "uncharged": billing.uncharged,
+        "response_id": prepared.response_id,
+        "upstream_id": outcome.upstream_id if outcome else "",
+        "provider_name": outcome.provider_name if outcome else "",
+        "finish_reason": finish_reason or "",
+        "cached_tokens": resolved.cached_tokens if resolved else 0,
+        "cache_write_5m_tokens": resolved.cache_write_5m_tokens if resolved else 0,
+        "cache_write_1h_tokens": resolved.cache_write_1h_tokens if resolved else 0,
+        "reasoning_tokens": resolved.reasoning_tokens if resolved else 0,
+        "cost_lines": outcome.cost_lines_as_dicts() if outcome else [],
+        "computed_cost_usd": outcome.computed_cost_usd if outcome else None,
+        "upstream_cost_usd": resolved.upstream_cost if resolved else None,
+        "cost_source": outcome.cost_source if outcome else "",
+        "cache_discount_usd": outcome.cache_discount_usd if outcome else Decimal(0),
     }
     # A snapshot: the attempts are not read again once the record is queued.
     health = health_samples(attempts=attempts, output_tokens=output_tokens, caller=str(billing.user.pk))
@@ -332,11 +358,17 @@ class LLMGateway:
         api_key_id: int | None = None,
         request_id: str | None = None,
         limits: KeyLimits | None = None,
+        response_id: str = "",
     ) -> LLMResponse:
         if isinstance(request, dict):
             request = LLMRequest(**request)
         opened = await run_db_step(call_open_sync)(
-            request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
+            request,
+            user=user,
+            api_key_id=api_key_id,
+            request_id=request_id,
+            limits=limits,
+            response_id=response_id,
         )
         return await self.invoke_opened(opened)
 
@@ -354,6 +386,8 @@ class LLMGateway:
                 "reported_model": result.model,
                 "usage": result.usage,
                 "completion_bytes": result_output_bytes(result),
+                "upstream_id": result.upstream_id,
+                "provider_name": result.provider,
             }
             status = "ok"
         except asyncio.CancelledError:
@@ -373,6 +407,7 @@ class LLMGateway:
                 status=status,
                 error_class=error_class,
                 latency_ms=latency_ms,
+                finish_reason=result.finish_reason if priced is not None else None,
             )
         return response_build(
             prepared=prepared,
@@ -391,6 +426,7 @@ class LLMGateway:
         api_key_id: int | None = None,
         request_id: str | None = None,
         limits: KeyLimits | None = None,
+        response_id: str = "",
     ) -> GatewayStream:
         """Hold credits and open the first attempt that yields a delta.
 
@@ -401,7 +437,12 @@ class LLMGateway:
             request = LLMRequest(**request)
         request.stream = True
         opened = await run_db_step(call_open_sync)(
-            request, user=user, api_key_id=api_key_id, request_id=request_id, limits=limits
+            request,
+            user=user,
+            api_key_id=api_key_id,
+            request_id=request_id,
+            limits=limits,
+            response_id=response_id,
         )
         return await self.stream_opened(opened)
 
@@ -441,6 +482,8 @@ class GatewayStream:
     _output_chunks: int = 0
     _usage: Any = None
     _reported_model: str | None = None
+    _upstream_id: str = ""
+    _provider_name: str = ""
     _finish_reason: str | None = None
     _started: float = field(default_factory=time.monotonic)
     _ttft_ms: int | None = None
@@ -501,6 +544,10 @@ class GatewayStream:
             self._usage = delta.usage
         if delta.model:
             self._reported_model = delta.model
+        if delta.upstream_id and not self._upstream_id:
+            self._upstream_id = delta.upstream_id
+        if delta.provider:
+            self._provider_name = delta.provider
         if delta.finish_reason:
             self._finish_reason = delta.finish_reason
 
@@ -539,7 +586,7 @@ class GatewayStream:
                 continue
             attempt.status = "ok"
             attempt.latency_ms = int((time.monotonic() - begun) * 1000)
-            self.attempt, self._upstream = attempt, upstream
+            self.attempt, self._upstream = plan.answered(attempt, first.model), upstream
             self._first, size = self._fit(first) or (StreamDelta(finish_reason="length"), 0)
             self._take(self._first, size)
             return
@@ -593,6 +640,8 @@ class GatewayStream:
                 # A cut stream's upstream usage never came: what was relayed is estimated.
                 "usage": None if self.truncated else self._usage,
                 "completion_bytes": self._output_bytes,
+                "upstream_id": self._upstream_id,
+                "provider_name": self._provider_name,
             }
         attempts = self.prepared.plan.attempts
         if self.attempt is not None and self.status != "ok":
@@ -610,6 +659,7 @@ class GatewayStream:
             ttft_ms=self._ttft_ms,
             stream=True,
             truncated=self.truncated,
+            finish_reason=self._finish_reason,
         )
         if self.attempt is not None:
             # A stream that produced nothing is answered (and billed) as zero.

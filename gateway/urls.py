@@ -8,6 +8,7 @@ urlpatterns = [
     path("v1/models", api.ModelListApi.as_view(), name="models"),
     path("v1/models/<path:model_id>", api.ModelDetailApi.as_view(), name="model-detail"),
     path("v1/embeddings", views.embeddings, name="embeddings"),
+    path("v1/generation", api.GenerationApi.as_view(), name="generation"),
     path("v1/completions", views.legacy_completions, name="completions"),
     path("v1/responses", responses_views.responses_create, name="responses"),
     path("v1/responses/<str:response_id>", responses_views.response_detail, name="response-detail"),

@@ -49,6 +49,55 @@ class UsageRecord(models.Model):
     uncharged = models.BigIntegerField(
         default=0, help_text="Micro-credits of cost beyond the hold, not charged: the operator's loss."
     )
+    # The receipt: who answered by the upstream's own names, the usage parts and the price per part.
+    response_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The face's id of the answer (resp_...) when not chatcmpl-<request id>.",
+    )
+    upstream_id = models.CharField(
+        max_length=200, blank=True, help_text="The upstream's id of the answer (OpenRouter's generation id)."
+    )
+    provider_name = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Who served the call as the upstream names it (OpenRouter: 'OpenAI').",
+    )
+    finish_reason = models.CharField(max_length=40, blank=True)
+    cached_tokens = models.PositiveIntegerField(default=0, help_text="Of prompt_tokens: read from the cache.")
+    cache_write_5m_tokens = models.PositiveIntegerField(
+        default=0, help_text="Of prompt_tokens: written to the cache (5-minute or unstated TTL)."
+    )
+    cache_write_1h_tokens = models.PositiveIntegerField(
+        default=0, help_text="Of prompt_tokens: written to the 1-hour cache."
+    )
+    reasoning_tokens = models.PositiveIntegerField(default=0, help_text="Of completion_tokens: reasoning.")
+    cost_lines = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The price applied per component: [{component, quantity, unit_price, usd}], USD strings.",
+    )
+    computed_cost_usd = models.DecimalField(
+        max_digits=20,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        help_text="Our figure: tokens x catalog prices.",
+    )
+    upstream_cost_usd = models.DecimalField(
+        max_digits=20,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        help_text="The upstream's own figure in its answer (OpenRouter's usage.cost): what was billed.",
+    )
+    cost_source = models.CharField(max_length=10, blank=True, help_text='"upstream" or "catalog".')
+    cache_discount_usd = models.DecimalField(
+        max_digits=20,
+        decimal_places=10,
+        default=0,
+        help_text="What the prompt cache saved against plain prompt tokens (negative for dear writes).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -61,6 +110,14 @@ class UsageRecord(models.Model):
             # The dashboard and stats read one user's range; the rollup job reads one day's range.
             models.Index(fields=["user", "created_at"], name="usage_user_created"),
             models.Index(fields=["created_at"], name="usage_created"),
+            # Reconciliation reads one provider's recent calls.
+            models.Index(fields=["provider", "created_at"], name="usage_provider_created"),
+            # The receipt is found by the face's response id too.
+            models.Index(
+                fields=["user", "response_id"],
+                name="usage_user_response",
+                condition=~models.Q(response_id=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -69,6 +126,43 @@ class UsageRecord(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class UsageReconciliation(models.Model):
+    """One call's charge checked against the upstream's own record of it (OpenRouter's generation)."""
+
+    PENDING = "pending"
+    MATCHED = "matched"
+    DRIFT = "drift"
+    UNAVAILABLE = "unavailable"
+    STATUS_CHOICES = [(s, s) for s in (PENDING, MATCHED, DRIFT, UNAVAILABLE)]
+
+    usage = models.OneToOneField(UsageRecord, on_delete=models.CASCADE, related_name="reconciliation")
+    status = models.CharField(max_length=12, choices=STATUS_CHOICES, default=PENDING)
+    charged_usd = models.DecimalField(
+        max_digits=20, decimal_places=10, default=0, help_text="What we charged, in USD at cost."
+    )
+    upstream_total_cost = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True, help_text="OpenRouter's total_cost."
+    )
+    difference_usd = models.DecimalField(
+        max_digits=20, decimal_places=10, default=0, help_text="upstream_total_cost - charged_usd."
+    )
+    catalog_drift = models.BooleanField(
+        default=False, help_text="Our catalog figure differs from OpenRouter's beyond the tolerance."
+    )
+    upstream_model = models.CharField(max_length=200, blank=True)
+    upstream_provider = models.CharField(max_length=100, blank=True)
+    tries = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_check_at"], name="reconciliation_due")]
+
+    def __str__(self) -> str:
+        return f"{self.usage_id} {self.status}"
 
 
 class DailyUsage(models.Model):

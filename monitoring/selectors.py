@@ -16,7 +16,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import LATENCY_BUCKETS_MS, DailyUsage, RollupState, UsageRecord
+from .models import LATENCY_BUCKETS_MS, DailyUsage, RollupState, UsageReconciliation, UsageRecord
 
 GROUP_FIELDS = ("model", "provider", "task_type")
 
@@ -264,3 +264,136 @@ def usage_credits_sum(*, user_id: int, api_key_id: int, since: dt.datetime) -> i
         user_id=user_id, created_at__gte=since, api_key_id=api_key_id
     ).aggregate(total=Sum("credits"))["total"]
     return int(total or 0)
+
+
+# --- Receipts (`GET /v1/generation`, the call page) -------------------------------------------
+CHAT_ID_PREFIX = "chatcmpl-"
+MAX_GENERATION_ID = 200
+# Providers whose own per-call records the reconciliation job can read.
+RECONCILED_PROVIDERS = ("openrouter",)
+
+
+def usage_receipt_find(*, user, generation_id: str) -> UsageRecord | None:
+    """The call a client names by the id it was answered with (`chatcmpl-<request id>`, `resp_...`)
+    or by its request id: the caller's own calls only, any user's for staff (their own first, then
+    the newest). None for anything else, so another user's call looks exactly like no call."""
+    if not isinstance(generation_id, str) or not generation_id or len(generation_id) > MAX_GENERATION_ID:
+        return None
+    if "\x00" in generation_id:  # PostgreSQL refuses NUL in text: no id of ours has one
+        return None
+    request_ids = {generation_id[:64]}
+    if generation_id.startswith(CHAT_ID_PREFIX):
+        request_ids.add(generation_id[len(CHAT_ID_PREFIX) :][:64])
+    match = Q(request_id__in=request_ids) | Q(response_id=generation_id[:64])
+    records = UsageRecord.objects.filter(match).select_related("reconciliation", "user")
+    if not getattr(user, "is_staff", False):
+        return records.filter(user_id=user.pk).order_by("-created_at").first()
+    own = records.filter(user_id=user.pk).order_by("-created_at").first()
+    return own or records.order_by("-created_at").first()
+
+
+def _usd(value: Decimal | None) -> Decimal | None:
+    """A USD figure without the column's trailing zeros (exact, never in exponent form)."""
+    return None if value is None else Decimal(f"{Decimal(value).normalize():f}")
+
+
+def _credits(micro: int) -> Decimal:
+    from billing.credits import format_credits
+
+    return Decimal(format_credits(int(micro)))
+
+
+def reconciliation_view(record: UsageRecord) -> dict:
+    """How a call's charge compares with the upstream's own record of it."""
+    found = reconciliation_of(record)
+    if found is not None:
+        return {
+            "status": found.status,
+            "charged_usd": _usd(found.charged_usd),
+            "upstream_total_cost": _usd(found.upstream_total_cost),
+            "difference_usd": _usd(found.difference_usd),
+            "catalog_drift": found.catalog_drift,
+            "checked_at": found.checked_at.isoformat() if found.checked_at else None,
+            "tries": found.tries,
+        }
+    if record.provider in RECONCILED_PROVIDERS and record.upstream_id:
+        return {"status": "pending"}
+    reason = (
+        f"{record.provider} keeps no per-call record to reconcile against"
+        if record.provider
+        else "no provider answered"
+    )
+    return {"status": "unavailable", "reason": reason}
+
+
+def reconciliation_of(record: UsageRecord) -> UsageReconciliation | None:
+    try:
+        return record.reconciliation
+    except UsageReconciliation.DoesNotExist:
+        return None
+
+
+def usage_receipt(*, record: UsageRecord) -> dict:
+    """One call's receipt: OpenRouter's generation fields where they apply, then ours (the money in
+    credits and USD as exact Decimals, the hold, the price per component, route, attempts and the
+    reconciliation)."""
+    from billing.selectors import usage_hold_get
+
+    hold = usage_hold_get(user=record.user, request_id=record.request_id)
+    placed = hold["amount"] if hold else record.hold
+    released = hold["released"] if hold else max(0, record.hold - record.credits)
+    attempts = list(record.attempts or ())
+    winner = next((i for i, a in enumerate(attempts) if a.get("status") == "ok"), None)
+    return {
+        "id": record.response_id or f"{CHAT_ID_PREFIX}{record.request_id}",
+        "request_id": record.request_id,
+        "upstream_id": record.upstream_id,
+        "model": record.model,
+        "provider": record.provider,
+        "provider_name": record.provider_name or record.provider,
+        "total_cost": _usd(record.cost_usd),
+        "cache_discount": _usd(record.cache_discount_usd),
+        "tokens_prompt": record.prompt_tokens,
+        "tokens_completion": record.completion_tokens,
+        "native_tokens_prompt": record.prompt_tokens,
+        "native_tokens_completion": record.completion_tokens,
+        "native_tokens_cached": record.cached_tokens,
+        "native_tokens_cache_write": record.cache_write_5m_tokens + record.cache_write_1h_tokens,
+        "native_tokens_cache_write_1h": record.cache_write_1h_tokens,
+        "native_tokens_reasoning": record.reasoning_tokens,
+        "streamed": record.stream,
+        "cancelled": record.status == UsageRecord.STATUS_CANCELLED,
+        "status": record.status,
+        "error_class": record.error_class,
+        "finish_reason": record.finish_reason or None,
+        "latency": record.latency_ms,
+        "time_to_first_token": record.ttft_ms,
+        "created_at": record.created_at.isoformat(),
+        "credits_charged": _credits(record.credits),
+        "cost_source": record.cost_source,
+        "upstream_cost": _usd(record.upstream_cost_usd),
+        "computed_cost": _usd(record.computed_cost_usd),
+        "usage_estimated": record.usage_estimated,
+        "usage_capped": record.usage_capped,
+        "uncharged_credits": _credits(record.uncharged),
+        "hold": {
+            "placed": _credits(placed),
+            "released": _credits(released),
+            "state": hold["state"] if hold else ("none" if not record.hold else "closed"),
+        },
+        "pricing": [
+            {
+                "component": line.get("component"),
+                "quantity": line.get("quantity"),
+                "unit_price": Decimal(str(line.get("unit_price") or 0)),
+                "usd": Decimal(str(line.get("usd") or 0)),
+            }
+            for line in record.cost_lines or ()
+        ],
+        "route": record.route,
+        "task_type": record.task_type,
+        "fallback_used": winner is not None and winner > 0,
+        "attempts": attempts,
+        "reconciliation": reconciliation_view(record),
+    }
+

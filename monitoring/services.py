@@ -37,6 +37,7 @@ ROLLUP_GRACE = dt.timedelta(minutes=15)
 ROLLUP_MAX_DAYS = 31
 
 _ATTEMPT_FIELDS = ("model", "provider", "status", "error_class", "latency_ms", "reason")
+_COST_LINE_FIELDS = ("component", "quantity", "unit_price", "usd")
 _STATUSES = {UsageRecord.STATUS_OK, UsageRecord.STATUS_ERROR, UsageRecord.STATUS_CANCELLED}
 
 
@@ -63,6 +64,19 @@ def _usage_fields(
     usage_estimated: bool = False,
     usage_capped: bool = False,
     uncharged: int = 0,
+    response_id: str = "",
+    upstream_id: str = "",
+    provider_name: str = "",
+    finish_reason: str = "",
+    cached_tokens: int = 0,
+    cache_write_5m_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    cost_lines: list[dict] | None = None,
+    computed_cost_usd: Decimal | str | None = None,
+    upstream_cost_usd: Decimal | str | None = None,
+    cost_source: str = "",
+    cache_discount_usd: Decimal | str = Decimal(0),
 ) -> dict:
     """A usage row's columns, checked (money as integers and a Decimal, a known status)."""
     if status not in _STATUSES:
@@ -96,6 +110,20 @@ def _usage_fields(
         "usage_estimated": usage_estimated,
         "usage_capped": usage_capped,
         "uncharged": max(0, int(uncharged)),
+        "response_id": (response_id or "")[:64],
+        "upstream_id": (upstream_id or "")[:200],
+        "provider_name": (provider_name or "")[:100],
+        "finish_reason": (finish_reason or "")[:40],
+        "cached_tokens": max(0, int(cached_tokens)),
+        "cache_write_5m_tokens": max(0, int(cache_write_5m_tokens)),
+        "cache_write_1h_tokens": max(0, int(cache_write_1h_tokens)),
+        "reasoning_tokens": max(0, int(reasoning_tokens)),
+        "cost_lines": [{k: line.get(k) for k in _COST_LINE_FIELDS} for line in cost_lines or []],
+        # A journaled settle carries these as strings: exact either way.
+        "computed_cost_usd": None if computed_cost_usd is None else Decimal(str(computed_cost_usd)),
+        "upstream_cost_usd": None if upstream_cost_usd is None else Decimal(str(upstream_cost_usd)),
+        "cost_source": (cost_source or "")[:10],
+        "cache_discount_usd": Decimal(str(cache_discount_usd or 0)),
     }
 
 
@@ -122,6 +150,19 @@ def usage_record_create(
     usage_estimated: bool = False,
     usage_capped: bool = False,
     uncharged: int = 0,
+    response_id: str = "",
+    upstream_id: str = "",
+    provider_name: str = "",
+    finish_reason: str = "",
+    cached_tokens: int = 0,
+    cache_write_5m_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    cost_lines: list[dict] | None = None,
+    computed_cost_usd: Decimal | str | None = None,
+    upstream_cost_usd: Decimal | str | None = None,
+    cost_source: str = "",
+    cache_discount_usd: Decimal | str = Decimal(0),
 ) -> UsageRecord:
     """Record one gateway call. `credits` and `hold` are micro-credits. A second call with the same
     `request_id` for the same user returns the first row unchanged, so a retried pipeline step never

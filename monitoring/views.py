@@ -13,9 +13,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from billing.credits import credits_per_usd
 from billing.selectors import balance_display_get, transactions_list, usage_hold_get
 
-from .selectors import LLMMonitoringService, top_users_by_spend, usage_get, usage_recent_list
+from .selectors import (
+    LLMMonitoringService,
+    top_users_by_spend,
+    usage_get,
+    usage_receipt,
+    usage_recent_list,
+)
 from .services import ProviderHealthMonitor
 
 CHART_DAYS = 30
@@ -86,8 +93,47 @@ def call_detail(request, record_id: int):
             "failure": _failure_named(record, attempts),
             "cost_usd": f"{record.cost_usd.normalize():f}",
             "hold": usage_hold_get(user=request.user, request_id=record.request_id),
+            # The same receipt `GET /v1/generation` answers, with each line's price per 1M tokens.
+            "receipt": usage_receipt(record=record),
+            "credits_per_usd": credits_per_usd(),
+            "lines": _lines_shown(record),
         },
     )
+
+
+PER_UNIT_COMPONENTS = ("request", "image")
+COMPONENT_NAMES = {
+    "prompt": "prompt",
+    "input_cache_read": "cache read",
+    "input_cache_write": "cache write (5 min)",
+    "input_cache_write_1h": "cache write (1 h)",
+    "completion": "completion",
+    "internal_reasoning": "reasoning",
+    "request": "per call",
+    "image": "input image",
+}
+
+
+def _lines_shown(record) -> list[dict]:
+    """The price applied per component as the page shows it: tokens priced per 1M, calls and images
+    per unit (as admin edits them)."""
+    from decimal import Decimal
+
+    shown = []
+    for line in record.cost_lines or ():
+        unit = Decimal(str(line.get("unit_price") or 0))
+        per_unit = line.get("component") in PER_UNIT_COMPONENTS
+        price = unit if per_unit else unit * 1_000_000
+        shown.append(
+            {
+                "component": COMPONENT_NAMES.get(line.get("component"), line.get("component")),
+                "quantity": line.get("quantity") or 0,
+                "price": f"{price.normalize():f}",
+                "per": "each" if per_unit else "per 1M",
+                "usd": Decimal(str(line.get("usd") or 0)),
+            }
+        )
+    return shown
 
 
 def _attempts_shown(record) -> list[dict]:

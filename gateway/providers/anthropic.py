@@ -176,6 +176,7 @@ class AnthropicStreamParser:
     def __init__(self, config: ProviderConfig):
         self.provider = config.name
         self.model: str | None = None
+        self.upstream_id = ""
         self.input_usage: dict[str, Any] = {}
         self.tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
         self.done = False
@@ -193,6 +194,7 @@ class AnthropicStreamParser:
         if kind == "message_start":
             message = payload.get("message") or {}
             self.model = message.get("model")
+            self.upstream_id = str(message.get("id") or "")
             self.input_usage = message.get("usage") or {}
             return []
         if kind == "content_block_start":
@@ -231,7 +233,7 @@ class AnthropicStreamParser:
         return []  # ping, content_block_stop, and event types added later
 
     def _delta(self, **fields: Any) -> StreamDelta:
-        return StreamDelta(model=self.model, provider=self.provider, **fields)
+        return StreamDelta(model=self.model, provider=self.provider, upstream_id=self.upstream_id, **fields)
 
     def finish(self) -> list[StreamDelta]:
         if not self.done:

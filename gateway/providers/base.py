@@ -119,6 +119,7 @@ class StreamDelta:
     tool_calls: list[dict[str, Any]] | None = None
     index: int = 0  # which choice (`n` > 1) the piece belongs to
     logprobs: Any = None  # the choice's logprobs for this piece, as the upstream gave them
+    upstream_id: str = ""  # the upstream's id of the answer (OpenRouter's generation id), when it says
 
 
 @dataclass(slots=True)

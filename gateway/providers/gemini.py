@@ -265,6 +265,7 @@ class GeminiStreamParser:
                         index=index,
                         model=chunk.get("modelVersion") or None,
                         provider=self.provider,
+                        upstream_id=str(chunk.get("responseId") or ""),
                     )
                 )
         if finished_any:

@@ -96,6 +96,7 @@ class OpenAICompatStreamParser:
         if chunk.get("error"):
             raise _body_error(chunk["error"], self.provider)
         model, provider = chunk.get("model") or None, chunk.get("provider") or self.provider
+        upstream_id = str(chunk.get("id") or "")
         deltas = []
         for position, choice in enumerate(chunk.get("choices") or []):
             if not isinstance(choice, dict):
@@ -112,6 +113,7 @@ class OpenAICompatStreamParser:
                 tool_calls=part.get("tool_calls") or None,
                 finish_reason=choice.get("finish_reason") or None,
                 logprobs=choice.get("logprobs") or None,
+                upstream_id=upstream_id,
             )
             if delta.finish_reason == "error":
                 raise tag(
@@ -129,7 +131,9 @@ class OpenAICompatStreamParser:
             if deltas:
                 deltas[-1].usage = usage
             else:
-                deltas.append(StreamDelta(model=model, provider=provider, usage=usage))
+                deltas.append(
+                    StreamDelta(model=model, provider=provider, usage=usage, upstream_id=upstream_id)
+                )
         return deltas  # empty for a role-only opening chunk: nothing produced yet
 
     def finish(self) -> list[StreamDelta]:
