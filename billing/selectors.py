@@ -72,3 +72,22 @@ def topup_for_checkout_get(*, user, session_id: str):
     if not session_id:
         return None
     return TopUp.objects.filter(user=user, checkout_session_id=session_id).first()
+
+
+def topups_sold_get(*, since, until=None) -> dict:
+    """What top-ups sold from `since`: {"count", "credits" (micro-credits), "paid_cents",
+    "refunded_cents"}; top-ups are few beside usage rows, so no index is needed."""
+    from django.db.models import Count, Sum
+
+    from .models import TopUp
+
+    rows = TopUp.objects.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
+    totals = rows.aggregate(
+        count=Count("id"),
+        credits=Sum("credits"),
+        paid_cents=Sum("amount_cents"),
+        refunded_cents=Sum("amount_refunded_cents"),
+    )
+    return {name: int(value or 0) for name, value in totals.items()}

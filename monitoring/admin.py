@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from billing.credits import credits_display, usd_display
 
-from .models import DailyUsage, ProviderHealthSnapshot, RollupState, UsageRecord
+from .models import DailyUsage, ProviderHealthSnapshot, RollupState, UsageReconciliation, UsageRecord
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -64,6 +64,26 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     @admin.display(description="cost at provider")
     def cost_display(self, obj):
         return usd_display(obj.cost_usd)
+
+
+@admin.register(UsageReconciliation)
+class UsageReconciliationAdmin(ReadOnlyAdmin):
+    """Each OpenRouter call's charge against OpenRouter's own record (the reconciliation job)."""
+
+    list_display = (
+        "checked_at",
+        "usage",
+        "status",
+        "charged_usd",
+        "upstream_total_cost",
+        "difference_usd",
+        "catalog_drift",
+        "tries",
+    )
+    list_filter = ("status", "catalog_drift", ("checked_at", admin.DateFieldListFilter))
+    search_fields = ("usage__request_id", "usage__upstream_id", "usage__model")
+    list_select_related = ("usage",)
+    readonly_fields = [f.name for f in UsageReconciliation._meta.fields]
 
 
 @admin.register(DailyUsage)

@@ -397,3 +397,76 @@ def usage_receipt(*, record: UsageRecord) -> dict:
         "reconciliation": reconciliation_view(record),
     }
 
+
+def reconciliation_totals(*, days: int = 30, now: dt.datetime | None = None) -> dict:
+    """The period's money, for staff: credits sold (top-ups), credits charged, upstream cost as we
+    recorded it and as OpenRouter reports it, the drift, and the margin the top-up markup leaves.
+
+    Margin = what the charged credits were sold for (credits charged / CREDITS_PER_USD x (1 + markup))
+    minus their upstream cost (OpenRouter's figure where a call is reconciled, ours elsewhere). Sums
+    over indexed ranges (usage rows by created_at, their reconciliation rows by key)."""
+    from billing.credits import credits_per_usd, micro_per_usd, topup_markup_percent
+    from billing.selectors import topups_sold_get
+
+    now = now or timezone.now()
+    since = now - dt.timedelta(days=days)
+    calls = UsageRecord.objects.filter(created_at__gte=since, created_at__lte=now)
+    usage = calls.aggregate(calls=Count("id"), credits=Sum("credits"), cost_usd=Sum("cost_usd"))
+    checked = UsageReconciliation.objects.filter(usage__created_at__gte=since, usage__created_at__lte=now)
+    decided = checked.filter(status__in=(UsageReconciliation.MATCHED, UsageReconciliation.DRIFT))
+    per_status = dict(checked.values_list("status").annotate(n=Count("id")).order_by())
+    openrouter = decided.aggregate(
+        upstream=Sum("upstream_total_cost"), recorded=Sum("usage__cost_usd"), charged=Sum("charged_usd")
+    )
+    drift = checked.filter(status=UsageReconciliation.DRIFT).aggregate(
+        n=Count("id"), usd=Sum("difference_usd")
+    )
+    credits_charged = int(usage["credits"] or 0)
+    recorded_cost = Decimal(usage["cost_usd"] or 0)
+    upstream_reported = Decimal(openrouter["upstream"] or 0)
+    # Upstream cost: OpenRouter's figure for the reconciled calls, ours for the rest.
+    best_cost = recorded_cost - Decimal(openrouter["recorded"] or 0) + upstream_reported
+    markup = topup_markup_percent()
+    sold_for = Decimal(credits_charged) / micro_per_usd() * (1 + markup / 100)
+    drifted_models = list(
+        checked.filter(catalog_drift=True)
+        .values("usage__model")
+        .annotate(
+            calls=Count("id"), upstream=Sum("upstream_total_cost"), computed=Sum("usage__computed_cost_usd")
+        )
+        .order_by("-calls", "usage__model")[:20]
+    )
+    return {
+        "days": days,
+        "since": since,
+        "credits_per_usd": credits_per_usd(),
+        "markup_percent": markup,
+        "sold": topups_sold_get(since=since, until=now),
+        "calls": int(usage["calls"] or 0),
+        "credits_charged": credits_charged,
+        "upstream_cost_recorded": recorded_cost,
+        "upstream_cost_openrouter": upstream_reported,
+        "reconciled_calls": decided.count(),
+        "by_status": {
+            status: int(per_status.get(status, 0))
+            for status in (
+                UsageReconciliation.MATCHED,
+                UsageReconciliation.DRIFT,
+                UsageReconciliation.PENDING,
+                UsageReconciliation.UNAVAILABLE,
+            )
+        },
+        "drift_calls": int(drift["n"] or 0),
+        "drift_usd": Decimal(drift["usd"] or 0),
+        "charged_sold_for_usd": sold_for,
+        "margin_usd": sold_for - best_cost,
+        "catalog_drift_models": [
+            {
+                "model": row["usage__model"],
+                "calls": row["calls"],
+                "upstream_usd": Decimal(row["upstream"] or 0),
+                "computed_usd": Decimal(row["computed"] or 0),
+            }
+            for row in drifted_models
+        ],
+    }

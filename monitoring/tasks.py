@@ -21,3 +21,11 @@ def probe_providers() -> dict:
 def rollup_daily_usage() -> dict:
     """Fold usage rows into DailyUsage and close the days that are over."""
     return services.daily_usage_rollup()
+
+
+@shared_task(name="monitoring.reconcile_usage", ignore_result=False)
+def reconcile_usage() -> dict:
+    """Recent OpenRouter calls against OpenRouter's own generation records."""
+    from .reconciliation import usage_reconcile
+
+    return usage_reconcile()

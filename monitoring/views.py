@@ -18,6 +18,7 @@ from billing.selectors import balance_display_get, transactions_list, usage_hold
 
 from .selectors import (
     LLMMonitoringService,
+    reconciliation_totals,
     top_users_by_spend,
     usage_get,
     usage_receipt,
@@ -175,5 +176,6 @@ def staff(request):
             "models": [row for row in health if row["model"] is not None],
             "top_users": top_users_by_spend(days=CHART_DAYS, limit=10),
             "days": CHART_DAYS,
+            "money": reconciliation_totals(days=CHART_DAYS),
         },
     )

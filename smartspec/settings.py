@@ -361,6 +361,23 @@ except ArithmeticError:
 if not _markup.is_finite() or not 0 <= _markup < 1000:
     raise ImproperlyConfigured("TOPUP_MARKUP_PERCENT must be between 0 and 1000.")
 
+# --- Reconciliation (monitoring/reconciliation.py) ---------------------------
+# Our charge for each OpenRouter call against OpenRouter's own record (GET /generation?id=): a
+# difference within this percent of OpenRouter's figure (and never less than this many USD) is a match.
+RECONCILE_TOLERANCE_PERCENT = Decimal(env_str("RECONCILE_TOLERANCE_PERCENT", "1"))
+RECONCILE_TOLERANCE_USD = Decimal(env_str("RECONCILE_TOLERANCE_USD", "0.000001"))
+RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=600)
+RECONCILE_BATCH = env.int("RECONCILE_BATCH", default=200)  # calls checked per run, at most
+RECONCILE_RATE_PER_SECOND = env.float("RECONCILE_RATE_PER_SECOND", default=5.0)  # requests to OpenRouter
+RECONCILE_DELAY_SECONDS = env.int("RECONCILE_DELAY_SECONDS", default=60)  # OpenRouter records a call late
+RECONCILE_MAX_AGE_DAYS = env.int("RECONCILE_MAX_AGE_DAYS", default=7)
+RECONCILE_MAX_TRIES = env.int("RECONCILE_MAX_TRIES", default=8)  # "no record" this often: unavailable
+CELERY_BEAT_SCHEDULE["monitoring.reconcile_usage"] = {
+    "task": "monitoring.reconcile_usage",
+    "schedule": RECONCILE_INTERVAL_SECONDS,
+    "options": {"expires": max(1, RECONCILE_INTERVAL_SECONDS - 10)},
+}
+
 # --- Stripe -----------------------------------------------------------------
 # Whole credits every new account starts with, as one ledger grant (sign-up page and
 # `issue_api_key --create-user`). The embedded default (DEBUG on) gives 1,000 so a fresh clone's

@@ -94,4 +94,4 @@ def make_usage():
 
 # The gateway's fixtures (mocked network with real upstream shapes, seeded catalog, demo-only setup)
 # drive real calls through /api/llm/chat in the end-to-end monitoring tests.
-from tests.gateway.conftest import catalog, demo_only, network, providers  # noqa: E402, F401
+from tests.gateway.conftest import catalog, demo_only, funded_user, http, network, providers  # noqa: E402, F401
