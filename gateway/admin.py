@@ -5,10 +5,10 @@ from django.template.response import TemplateResponse
 
 from smartspec.errors import InvalidRequest
 
-from .catalog import catalog_cache_clear, catalog_callable, catalog_review_clear
+from .catalog import catalog_alias_cache_clear, catalog_cache_clear, catalog_callable, catalog_review_clear
 from .forms import PER_MILLION_PRICES, ApiKeyLimitsForm, CatalogPricesForm, per_million
 from .keys import api_keys_revoke
-from .models import ApiKey, ModelCatalogEntry, RoutingRule
+from .models import ApiKey, ModelAlias, ModelCatalogEntry, RoutingRule
 from .routing import BUDGET_PRIORITIES, routing_matrix_get, routing_matrix_update
 from .tasks import catalog_sync
 
@@ -147,9 +147,38 @@ class ModelCatalogEntryAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             f"Catalog sync: {report['created']} added, {report['updated']} updated, "
-            f"{report['skipped']} skipped, {report['retired']} retired, {report['reactivated']} reactivated.",
+            f"{report['skipped']} skipped, {report['retired']} retired, {report['reactivated']} reactivated, "
+            f"{report.get('aliases', 0)} aliases added.",
             messages.SUCCESS,
         )
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin):
+    """Other names of catalog models (Anthropic's ids for Claude models): staff add, point elsewhere
+    or remove them; an alias staff saved is theirs (`source` staff), which the sync never changes."""
+
+    list_display = ("alias", "model", "source", "updated_at")
+    list_filter = ("source",)
+    search_fields = ("alias", "model__id")
+    autocomplete_fields = ("model",)
+    fields = ("alias", "model", "source", "updated_at")
+    readonly_fields = ("source", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        obj.source = ModelAlias.Source.STAFF
+        super().save_model(request, obj, form, change)
+        catalog_alias_cache_clear(aliases=[obj.pk])
+
+    def delete_model(self, request, obj):
+        alias = obj.pk
+        super().delete_model(request, obj)
+        catalog_alias_cache_clear(aliases=[alias])
+
+    def delete_queryset(self, request, queryset):
+        aliases = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        catalog_alias_cache_clear(aliases=aliases)
 
 
 @admin.register(RoutingRule)

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from smartspec.errors import ModelNotFound, ModelRetired
 
-from .models import ModelCatalogEntry, RoutingRule
+from .models import ModelAlias, ModelCatalogEntry, RoutingRule
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +174,63 @@ def catalog_cache_clear(*, model_ids: list[str]) -> None:
     """Make the next read of these models go to the database (after they were written)."""
     if model_ids:
         cache.delete_many([_cache_key(m) for m in model_ids])
+
+
+def _alias_key(alias: str) -> str:
+    return f"catalog:alias:v1:{alias}"
+
+
+def catalog_aliases_resolve(*, names: list[str]) -> dict[str, str]:
+    """The catalog ids that `names` are aliases of (a name that is no alias is absent)."""
+    names = list(dict.fromkeys(n for n in names if isinstance(n, str) and n))
+    if not names:
+        return {}
+    ttl = settings.CATALOG_CACHE_SECONDS
+    found: dict[str, str] = {}
+    if ttl > 0:
+        cached = cache.get_many([_alias_key(n) for n in names])
+        found = {n: cached[_alias_key(n)] for n in names if isinstance(cached.get(_alias_key(n)), str)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        loaded = dict(ModelAlias.objects.filter(alias__in=missing).values_list("alias", "model_id"))
+        if ttl > 0 and loaded:
+            cache.set_many({_alias_key(a): m for a, m in loaded.items()}, ttl)
+        found.update(loaded)
+    return found
+
+
+def catalog_alias_cache_clear(*, aliases: list[str]) -> None:
+    if aliases:
+        cache.delete_many([_alias_key(a) for a in aliases])
+
+
+ANTHROPIC_PREFIX = "anthropic/"
+
+
+def anthropic_aliases(entry: ModelCatalogEntry) -> list[str]:
+    """The names Anthropic gives a Claude catalog model: its id in Anthropic's spelling
+    (`anthropic/claude-sonnet-4.5` -> `claude-sonnet-4-5`) and its direct model name."""
+    if not entry.id.startswith(ANTHROPIC_PREFIX):
+        return []
+    names = [entry.id[len(ANTHROPIC_PREFIX) :].replace(".", "-")]
+    direct = (entry.providers or {}).get("anthropic")
+    if isinstance(direct, str):
+        names.append(direct)
+    return [n for n in dict.fromkeys(names) if n and "/" not in n and len(n) <= 200]
+
+
+def catalog_aliases_sync() -> int:
+    """Add the Anthropic names of every Claude catalog model that no alias claims yet (staff's and
+    earlier aliases are never changed); returns how many were added."""
+    taken = set(ModelAlias.objects.values_list("alias", flat=True))
+    added = []
+    for entry in ModelCatalogEntry.objects.filter(id__startswith=ANTHROPIC_PREFIX):
+        for name in anthropic_aliases(entry):
+            if name not in taken:
+                taken.add(name)
+                added.append(ModelAlias(alias=name, model=entry, source=ModelAlias.Source.SYNC))
+    ModelAlias.objects.bulk_create(added, ignore_conflicts=True)
+    return len(added)
 
 
 # Models a request's caller already read from the cache (with its API key, in one MGET).
@@ -427,6 +484,7 @@ class SyncReport:
     skipped: int = 0
     retired: int = 0  # no longer listed: marked retired (never deleted)
     reactivated: int = 0  # retired, and listed again
+    aliases: int = 0  # Anthropic names of Claude models added as aliases
 
 
 def _listed_date(value: Any) -> datetime.date | None:
@@ -543,6 +601,7 @@ def catalog_sync_apply(*, payload: dict[str, Any]) -> SyncReport:
                     entry.shutdown_date = now.date()
                 entry.save(update_fields=["status", "shutdown_date", "updated_at"])
                 report.retired += 1
+        report.aliases = catalog_aliases_sync()
     # Only known models can be cached (absent ones never are).
     catalog_cache_clear(model_ids=list(known))
     logger.info(

@@ -19,7 +19,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from smartspec.errors import InvalidRequest
+from smartspec.errors import InvalidRequest, ServiceUnavailable, UpstreamError
 
 from .aftercall import health_samples, health_samples_record
 from .catalog import CatalogModel, catalog_callable, catalog_models_get
@@ -29,11 +29,13 @@ from .pricing import (
     cost_compute,
     image_count,
     messages_bytes,
+    native_prompt_bound,
     output_bytes,
+    prompt_tokens_estimate,
     request_prompt_bound,
     usage_resolve,
 )
-from .providers import provider_configs
+from .providers import provider_configs, provider_count_tokens
 from .providers.base import ChatRequest, ChatResult
 from .routing import (
     DEMO,
@@ -41,6 +43,7 @@ from .routing import (
     Attempt,
     RouteOptions,
     RoutePlan,
+    attempt_request,
     attempts_run,
     model_direct_providers,
     route_options_validate,
@@ -98,6 +101,9 @@ class LLMRequest:
     input: Any = None  # embeddings: a string, strings or token arrays
     # The native API fills in DEFAULT_TEMPERATURE; the OpenAI-compatible faces send only what was set.
     sampling_defaults: bool = True
+    # The Messages face: the caller's Anthropic body, sent as given where the route speaks it natively.
+    anthropic: dict[str, Any] | None = None
+    anthropic_beta: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -121,6 +127,8 @@ class LLMResponse:
     dropped_params: list[str] = field(default_factory=list)  # advisory parameters the answerer lacked
     usage_details: dict[str, int] = field(default_factory=dict)  # cached / cache-write / reasoning counts
     embeddings: list[list[float]] | None = None  # an embeddings call's vectors
+    # An Anthropic answer's own content blocks (native Messages calls), for the Messages face.
+    blocks: list[dict[str, Any]] | None = None
     # Why this model answered, e.g. "simple/balanced: google/gemini-flash-1.5 retired, successor ...".
     routing_reason: str = ""
 
@@ -286,6 +294,8 @@ def request_validate(request: LLMRequest) -> tuple[RouteOptions, ChatRequest, in
         top_p=top_p,
         stop=stop,
         params=params,
+        anthropic=request.anthropic,
+        anthropic_beta=list(request.anthropic_beta),
     )
     return options, chat, max_tokens
 
@@ -303,6 +313,11 @@ def chat_prepare_sync(request: LLMRequest, *, request_id: str | None = None) -> 
         prompt_bytes = sum(len(i.encode()) if isinstance(i, str) else 4 * len(i) for i in chat.input)
     else:
         bound = request_prompt_bound(messages=chat.messages, params=chat.params, context_length=context)
+        if chat.anthropic is not None:
+            # A Messages body goes to Anthropic as given (server tools, documents by URL, ...): its
+            # own bytes bound what that upstream can count too.
+            native = native_prompt_bound(body=chat.anthropic, images=image_count(chat.messages))
+            bound = max(bound, min(native, context) if context > 0 else native)
         prompt_bytes = messages_bytes(chat.messages)
     return PreparedChat(
         request_id=request_id or uuid.uuid4().hex,
@@ -372,8 +387,11 @@ CACHE_COMPONENTS = ("input_cache_read", "input_cache_write", "input_cache_write_
 def result_output_bytes(result: ChatResult) -> int:
     tool_calls = result.message.get("tool_calls") if isinstance(result.message, dict) else None
     calls = tool_calls if isinstance(tool_calls, list) else None
-    # Every choice (`n`) counts.
-    return output_bytes(text=result.all_text or "", tool_calls=calls)
+    # Every choice (`n`) counts, and an Anthropic answer's thinking.
+    thinking = "".join(
+        str(block.get("thinking") or "") for block in result.blocks or () if block.get("type") == "thinking"
+    )
+    return output_bytes(text=(result.all_text or "") + thinking, tool_calls=calls)
 
 
 def outcome_price_sync(
@@ -467,6 +485,7 @@ def response_build(
         dropped_params=list(winner.dropped) if winner is not None else [],
         usage_details=outcome.usage.details(),
         embeddings=result.embeddings if result else None,
+        blocks=result.blocks if result else None,
         routing_reason=plan.reason,
     )
 
@@ -529,6 +548,34 @@ class UnifiedLLMClient:
             credits=0,
             text=result.content,
         )
+
+
+ANTHROPIC = "anthropic"
+
+
+async def prompt_tokens_count(request: LLMRequest) -> tuple[int, bool]:
+    """(input tokens, estimated) of a Messages request, free of charge: Anthropic's own count when the
+    route's model goes to Anthropic directly, else (or when that count fails) our estimate
+    (`gateway.pricing.prompt_tokens_estimate`)."""
+    from django.db import Error as DatabaseError
+
+    from .db import run_db_step
+
+    try:
+        prepared = await run_db_step(chat_prepare_sync)(request)
+    except DatabaseError:
+        raise ServiceUnavailable("The model catalog is unavailable; try again shortly.") from None
+    first = prepared.plan.model
+    for attempt in prepared.plan.runnable:
+        if attempt.model == first and attempt.provider == ANTHROPIC and prepared.chat.anthropic is not None:
+            try:
+                return await provider_count_tokens(
+                    attempt.config, attempt_request(attempt, prepared.chat)
+                ), False
+            except UpstreamError as exc:
+                logger.info("count_tokens via anthropic failed (%s): estimating", type(exc).__name__)
+            break
+    return prompt_tokens_estimate(messages=prepared.chat.messages, params=prepared.chat.params), True
 
 
 _client: UnifiedLLMClient | None = None

@@ -173,6 +173,37 @@ class ModelCatalogEntry(models.Model):
         return self.id
 
 
+class ModelAlias(models.Model):
+    """Another name of a catalog model, e.g. Anthropic's own `claude-sonnet-4-5-20250929` for
+    `anthropic/claude-sonnet-4.5` (what Claude Code and Anthropic's SDKs send). Resolved wherever a
+    model id is given; seeded, derived by the catalog sync, and editable by staff."""
+
+    class Source(models.TextChoices):
+        SEED = "seed"
+        SYNC = "sync"
+        STAFF = "staff"
+
+    alias = models.CharField(
+        primary_key=True, max_length=200, help_text="The other name, e.g. claude-sonnet-4-5."
+    )
+    model = models.ForeignKey(ModelCatalogEntry, on_delete=models.CASCADE, related_name="aliases")
+    source = models.CharField(
+        max_length=8,
+        choices=Source.choices,
+        default=Source.STAFF,
+        help_text="seed / sync add aliases; the sync never changes one staff set.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["alias"]
+        verbose_name = "model alias"
+        verbose_name_plural = "model aliases"
+
+    def __str__(self) -> str:
+        return f"{self.alias} -> {self.model_id}"
+
+
 class RoutingRule(models.Model):
     """One cell of the task_type x budget_priority matrix used when a request names no model."""
 

@@ -62,6 +62,38 @@ def request_prompt_bound(
     return min(bound, context_length) if context_length > 0 else bound
 
 
+def native_prompt_bound(*, body: dict[str, Any], images: int) -> int:
+    """`request_prompt_bound` of a native Anthropic Messages body (every field of it can be prompt)."""
+    return _compact_bytes(body) + IMAGE_TOKEN_BOUND * images + TOOLS_TOKEN_ALLOWANCE
+
+
+# count_tokens' estimate for routes without a tokenizer endpoint: a token per 4 bytes of text (JSON of
+# the messages and tools, images left out) plus a typical image's tokens (Anthropic: about
+# width x height / 750, 1,600 for a 1.15-megapixel image), rounded up.
+IMAGE_TOKENS_ESTIMATE = 1_600
+
+
+def prompt_tokens_estimate(*, messages: list[dict[str, Any]], params: dict[str, Any]) -> int:
+    """An estimate (not a bound) of a prompt's tokens, for `count_tokens` when no upstream counts."""
+    images = image_count(messages)
+    texts = [
+        {
+            **message,
+            "content": [
+                part
+                for part in message["content"]
+                if not (isinstance(part, dict) and part.get("type") in ("image_url", "image"))
+            ],
+        }
+        if isinstance(message.get("content"), list)
+        else message
+        for message in messages
+    ]
+    extra = {name: params[name] for name in PROMPT_PARAMS if params.get(name) is not None}
+    size = messages_bytes(texts) + (_compact_bytes(extra) if extra else 0)
+    return tokens_estimate(size) + IMAGE_TOKENS_ESTIMATE * images
+
+
 def output_bytes(*, text: str = "", tool_calls: list[dict[str, Any]] | None = None) -> int:
     """The bytes of what a model produced: its text and its tool calls (an answer may be only calls)."""
     return len(text.encode()) + (_compact_bytes(tool_calls) if tool_calls else 0)

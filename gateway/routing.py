@@ -41,6 +41,7 @@ from .catalog import (
     OLLAMA_PREFIX,
     OPENROUTER,
     CatalogModel,
+    catalog_aliases_resolve,
     catalog_models_get,
     catalog_retired_error,
     catalog_successor_chain,
@@ -48,7 +49,7 @@ from .catalog import (
 from .db import run_db_step
 from .models import ModelCatalogEntry, RoutingRule
 from .pricing import WorstPrices
-from .providers import direct_provider_for, provider_call, provider_configs
+from .providers import direct_provider_for, native_messages_adapter, provider_call, provider_configs
 from .providers.base import ChatRequest, ChatResult, ProviderConfig
 from .providers.embeddings import can_embed
 from .providers.params import params_fit
@@ -443,6 +444,9 @@ def _params_apply(attempts: list[Attempt], chat: ChatRequest) -> None:
             if reason:
                 attempt.status, attempt.reason = "skipped", reason
             continue
+        if chat.anthropic is not None and native_messages_adapter(attempt.config, attempt.native_model):
+            # The caller's Messages body goes as given: Anthropic itself judges every field of it.
+            continue
         fit = params_fit(
             attempt.config.wire, chat.params, max_tokens=chat.max_tokens, temperature=chat.temperature
         )
@@ -484,6 +488,12 @@ def route_plan(*, options: RouteOptions, chat: ChatRequest | None = None) -> Rou
         route = f"matrix:{task_type}/{options.budget_priority}"
     chain = list(dict.fromkeys([first, *options.fallback_models]))
     models = catalog_models_get(model_ids=chain)
+    aliases = catalog_aliases_resolve(names=[m for m in chain if m not in models])
+    if aliases:
+        # Another name of a catalog model (Anthropic's `claude-sonnet-4-5`): routed as that model.
+        first = aliases.get(first, first)
+        chain = list(dict.fromkeys(aliases.get(m, m) for m in chain))
+        models.update(catalog_models_get(model_ids=[m for m in chain if m not in models]))
     for model_id in chain:
         if model_id not in models and model_id.startswith(OLLAMA_PREFIX) and "ollama" in configs:
             models[model_id] = CatalogModel.local_ollama(model_id)

@@ -195,6 +195,99 @@ class _EmbeddingsDoc(APIView):
         raise NotImplementedError
 
 
+_ANTHROPIC_ERRORS = {
+    status: OpenApiResponse(
+        description='Anthropic\'s shape: `{"type": "error", "error": {"type", "message", "details": '
+        '{"error_code"}}}`' + (f" ({doc.description})" if doc.description != _ERROR.description else "")
+    )
+    for status, doc in {**_ERRORS, 529: OpenApiResponse(description="Every provider is cooling down")}.items()
+}
+_MessageCreate = inline_serializer(
+    "MessageCreate",
+    {
+        "model": serializers.CharField(
+            help_text="a catalog id or Anthropic's own id (claude-sonnet-4-5, ...)"
+        ),
+        "max_tokens": serializers.IntegerField(min_value=1),
+        "messages": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="{role: user|assistant, content: a string or blocks (text, image, document, "
+            "tool_use, tool_result, thinking)}",
+        ),
+        "system": serializers.JSONField(required=False, help_text="a string or text blocks"),
+        "stop_sequences": serializers.ListField(child=serializers.CharField(), required=False),
+        "temperature": serializers.FloatField(required=False, min_value=0, max_value=1),
+        "top_p": serializers.FloatField(required=False, min_value=0, max_value=1),
+        "top_k": serializers.IntegerField(required=False, min_value=0),
+        "tools": serializers.ListField(child=serializers.DictField(), required=False),
+        "tool_choice": serializers.DictField(required=False, help_text="{type: auto|any|tool|none, name?}"),
+        "thinking": serializers.DictField(
+            required=False, help_text="{type: enabled, budget_tokens} or adaptive"
+        ),
+        "output_config": serializers.DictField(required=False, help_text="{effort, format}"),
+        "metadata": serializers.DictField(required=False, help_text="{user_id}"),
+        "stream": serializers.BooleanField(required=False, default=False),
+        "fallback_models": serializers.ListField(child=serializers.CharField(), required=False),
+        "provider": serializers.DictField(
+            required=False, help_text="{sort, data_collection, zdr, max_price}"
+        ),
+    },
+)
+_Message = inline_serializer(
+    "Message",
+    {
+        "id": serializers.CharField(),
+        "type": serializers.CharField(),
+        "role": serializers.CharField(),
+        "model": serializers.CharField(help_text="the model that answered"),
+        "provider": serializers.CharField(help_text="the provider that answered"),
+        "content": serializers.ListField(child=serializers.DictField()),
+        "stop_reason": serializers.CharField(),
+        "usage": inline_serializer(
+            "MessageUsage",
+            {
+                "input_tokens": serializers.IntegerField(),
+                "output_tokens": serializers.IntegerField(),
+                "cache_creation_input_tokens": serializers.IntegerField(),
+                "cache_read_input_tokens": serializers.IntegerField(),
+                **_MONEY,
+            },
+        ),
+    },
+)
+
+
+class _MessagesDoc(APIView):
+    @extend_schema(
+        operation_id="messages_create",
+        summary="Anthropic Messages API (`x-api-key` or Bearer; its SSE events when `stream` is true)",
+        request=_MessageCreate,
+        responses={200: _Message, **_ANTHROPIC_ERRORS},
+        tags=["gateway"],
+    )
+    def post(self, request):  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+
+class _MessagesCountDoc(APIView):
+    @extend_schema(
+        operation_id="messages_count_tokens",
+        summary="Input tokens of a Messages request, free (Anthropic's count on Anthropic routes, else an "
+        "estimate)",
+        request=_MessageCreate,
+        responses={
+            200: inline_serializer(
+                "MessageTokensCount",
+                {"input_tokens": serializers.IntegerField(), "estimated": serializers.BooleanField()},
+            ),
+            **{k: v for k, v in _ANTHROPIC_ERRORS.items() if k in (400, 401, 404, 413)},
+        },
+        tags=["gateway"],
+    )
+    def post(self, request):  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+
 class _CompletionsDoc(APIView):
     @extend_schema(
         operation_id="completions_legacy",
@@ -237,5 +330,7 @@ def _chat_schema() -> dict:
             path("v1/responses/<str:response_id>", _ResponseDetailDoc.as_view()),
             path("v1/embeddings", _EmbeddingsDoc.as_view()),
             path("v1/completions", _CompletionsDoc.as_view()),
+            path("v1/messages", _MessagesDoc.as_view()),
+            path("v1/messages/count_tokens", _MessagesCountDoc.as_view()),
         ]
     ).get_schema(request=None, public=True)

@@ -512,7 +512,8 @@ class GatewayStream:
         Every delta with output carries at least one token, and the bytes are bounded per token
         (`RELAY_BYTES_PER_TOKEN`), so an upstream that runs on is cut here, its connection closed,
         and the call billed for what was relayed (never beyond `max_tokens`)."""
-        size = output_bytes(text=delta.content, tool_calls=delta.tool_calls)
+        # Thinking is output too: it counts against max_tokens as Anthropic counts it.
+        size = output_bytes(text=delta.content + delta.thinking, tool_calls=delta.tool_calls)
         if not size:
             return delta, 0
         bound = self.prepared.completion_bound
@@ -522,6 +523,8 @@ class GatewayStream:
             return None
         if size > room:
             self.truncated = True
+            if delta.thinking:
+                return None
             # Cut on a character boundary; a partial tool call would be broken JSON, so it goes.
             text = delta.content.encode()[:room].decode(errors="ignore")
             if not text:
@@ -532,7 +535,7 @@ class GatewayStream:
 
     def _take(self, delta: StreamDelta, size: int) -> None:
         """Count a relayed delta (`size`: its output's bytes, from `_fit`)."""
-        if delta.content or delta.tool_calls:
+        if delta.content or delta.tool_calls or delta.thinking:
             if self._ttft_ms is None:
                 self._ttft_ms = int((time.monotonic() - self._started) * 1000)
             self._produced = True

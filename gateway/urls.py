@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, pages, responses_views, views
+from . import anthropic_views, api, pages, responses_views, views
 
 urlpatterns = [
     path("api/auth/whoami", api.WhoAmIApi.as_view(), name="whoami"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("v1/completions", views.legacy_completions, name="completions"),
     path("v1/responses", responses_views.responses_create, name="responses"),
     path("v1/responses/<str:response_id>", responses_views.response_detail, name="response-detail"),
+    path("v1/messages", anthropic_views.messages_create, name="messages"),
+    path("v1/messages/count_tokens", anthropic_views.messages_count_tokens, name="messages-count-tokens"),
     path("api/llm/chat", views.llm_chat, name="llm-chat"),
     path("api/llm/models", api.CatalogListApi.as_view(), name="llm-models"),
     path("keys/", pages.api_keys, name="api-keys"),

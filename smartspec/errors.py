@@ -167,6 +167,55 @@ def error_response(error: APIError) -> JsonResponse:
     return response
 
 
+# Anthropic's Messages API answers errors in its own shape, so its SDKs raise their own classes:
+# `{"type": "error", "error": {"type", "message"}}`, the type chosen by the status.
+ANTHROPIC_PATH_PREFIX = "/v1/messages"
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+# Every provider of the route is cooling down after repeated failures: Anthropic's "overloaded".
+OVERLOADED_CODES = ("circuit_open",)
+
+
+def anthropic_error_body(error: APIError) -> tuple[int, dict]:
+    """(status, body) of `error` in Anthropic's shape; our `code` is its `details.error_code` (what the
+    SDKs read as `error_code`)."""
+    status = 529 if error.code in OVERLOADED_CODES else error.status
+    kind = ANTHROPIC_ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
+    body = {"type": kind, "message": error.message, "details": {"error_code": error.code}}
+    return status, {"type": "error", "error": body}
+
+
+def anthropic_error_response(error: APIError) -> JsonResponse:
+    status, body = anthropic_error_body(error)
+    response = error_response(error)
+    rendered = JsonResponse(body, status=status)
+    for header in ("Retry-After", "WWW-Authenticate"):
+        if response.has_header(header):
+            rendered[header] = response[header]
+    return rendered
+
+
+def is_anthropic_path(path: str) -> bool:
+    return path == ANTHROPIC_PATH_PREFIX or path.startswith(ANTHROPIC_PATH_PREFIX + "/")
+
+
+def error_response_for(path: str, error: APIError) -> JsonResponse:
+    """The error in the shape of the API that `path` belongs to."""
+    return anthropic_error_response(error) if is_anthropic_path(path) else error_response(error)
+
+
 def _from_drf(exc: drf_exceptions.APIException) -> APIError:
     detail = exc.detail
     if isinstance(exc, drf_exceptions.ValidationError):

@@ -20,7 +20,7 @@ from .errors import (
     NotFound,
     RequestTooLarge,
     ServerError,
-    error_response,
+    error_response_for,
     is_api_path,
 )
 from .logging import request_id_var
@@ -85,7 +85,7 @@ def _as_json(request, response):
     error = error_cls() if error_cls else ServerError()
     if error_cls is None and response.status_code < 500:
         error.status = response.status_code
-    json_response = error_response(error)
+    json_response = error_response_for(request.path, error)
     if response.has_header("Allow"):
         json_response["Allow"] = response["Allow"]
     return json_response
@@ -97,14 +97,14 @@ def api_error_middleware(get_response):
 
         async def middleware(request):
             if is_api_path(request.path) and _too_large(request):
-                return error_response(RequestTooLarge())
+                return error_response_for(request.path, RequestTooLarge())
             return _as_json(request, await get_response(request))
 
     else:
 
         def middleware(request):
             if is_api_path(request.path) and _too_large(request):
-                return error_response(RequestTooLarge())
+                return error_response_for(request.path, RequestTooLarge())
             return _as_json(request, get_response(request))
 
     return middleware

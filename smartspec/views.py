@@ -18,7 +18,7 @@ from .errors import (
     NotFound,
     RequestTooLarge,
     ServerError,
-    error_response,
+    error_response_for,
     is_api_path,
 )
 from .forms import SignupForm
@@ -95,24 +95,26 @@ def signup(request):
 def bad_request(request, exception=None):
     if is_api_path(request.path):
         if isinstance(exception, RequestDataTooBig):
-            return error_response(RequestTooLarge())
-        return error_response(InvalidRequest())
+            return error_response_for(request.path, RequestTooLarge())
+        return error_response_for(request.path, InvalidRequest())
     return defaults.bad_request(request, exception)
 
 
 def permission_denied(request, exception=None):
     if is_api_path(request.path):
-        return error_response(Forbidden())
+        return error_response_for(request.path, Forbidden())
     return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request, exception=None):
     if is_api_path(request.path):
-        return error_response(NotFound(f"No such endpoint: {request.method} {request.path}"))
+        return error_response_for(
+            request.path, NotFound(f"No such endpoint: {request.method} {request.path}")
+        )
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request):
     if is_api_path(request.path):
-        return error_response(ServerError())
+        return error_response_for(request.path, ServerError())
     return defaults.server_error(request)

@@ -171,18 +171,53 @@ def direct_provider_for(model_id: str) -> str | None:
     return DIRECT_PROVIDERS.get(vendor.strip().lower())
 
 
-def _adapter(config: ProviderConfig) -> Adapter | LocalAdapter:
+# Providers that take a Messages API body natively (`ChatRequest.anthropic`), for the models they
+# serve in Anthropic's format: Anthropic itself, and OpenRouter's Anthropic-compatible endpoint for
+# Claude models (its other models are translated to chat completions like any other call).
+NATIVE_MESSAGES: dict[str, tuple[Adapter, str]] = {
+    "anthropic": (anthropic.adapter, ""),
+    "openrouter": (anthropic.openrouter_messages_adapter, "anthropic/"),
+}
+
+
+def native_messages_adapter(config: ProviderConfig, model: str) -> Adapter | None:
+    """The adapter that sends a Messages body to `config` for native model `model` as it is, or None."""
+    native = NATIVE_MESSAGES.get(config.name)
+    if native is None or not model.startswith(native[1]):
+        return None
+    return native[0]
+
+
+def _adapter(config: ProviderConfig, request: ChatRequest | None = None) -> Adapter | LocalAdapter:
+    if request is not None and request.anthropic is not None:
+        native = native_messages_adapter(config, request.model)
+        if native is not None:
+            return native
     try:
         return ADAPTERS[config.wire]
     except KeyError:
         raise ValueError(f"no adapter for wire format {config.wire!r}") from None
 
 
+async def provider_count_tokens(config: ProviderConfig, request: ChatRequest) -> int:
+    """Anthropic's own input token count of a Messages body (`POST /v1/messages/count_tokens`)."""
+    upstream = anthropic.adapter.count_tokens_request(request, config)
+    response = await transport.send(
+        upstream,
+        provider=config.name,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+    )
+    if response.status != 200:
+        raise anthropic.adapter.map_error(response.status, response.body, response.headers, config)
+    return anthropic.adapter.parse_count(response.body, config)
+
+
 async def provider_call(config: ProviderConfig, request: ChatRequest) -> ChatResult:
     """One non-streamed attempt; raises `UpstreamError` on any failure."""
     if request.kind == "embeddings":
         return await _provider_embed(config, request)
-    adapter = _adapter(config)
+    adapter = _adapter(config, request)
     request = dataclasses.replace(request, stream=False)
     if isinstance(adapter, LocalAdapter):
         return adapter.complete(request, config)
@@ -242,7 +277,7 @@ async def _provider_embed(config: ProviderConfig, request: ChatRequest) -> ChatR
 
 async def provider_stream(config: ProviderConfig, request: ChatRequest) -> AsyncIterator[StreamDelta]:
     """One streamed attempt, as deltas; raises `UpstreamError` on any failure, before or during."""
-    adapter = _adapter(config)
+    adapter = _adapter(config, request)
     request = dataclasses.replace(request, stream=True)
     if isinstance(adapter, LocalAdapter):
         for delta in adapter.stream(request, config):

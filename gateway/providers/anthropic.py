@@ -8,6 +8,13 @@ text blocks joined, `tool_use` blocks as `tool_calls`, `stop_reason` as
 `finish_reason`, and input tokens (cache reads and writes included) as prompt tokens, with the
 reads and the 5-minute and 1-hour writes kept as usage details for their own prices.
 A stream's input tokens arrive in `message_start`, its output tokens in `message_delta`.
+
+A call that came in on the Messages API (`ChatRequest.anthropic`) is sent natively: the caller's own
+body, with only `model`, `max_tokens` and `stream` set by the gateway and its `anthropic-beta` names
+passed on; the answer keeps its content blocks (`ChatResult.blocks`) and a stream its thinking pieces.
+`OpenRouterMessagesAdapter` sends the same native body to OpenRouter's Anthropic-compatible
+`POST {base}/messages` (Bearer auth; our `models` fallbacks as its `fallbacks`), whose answers are
+Anthropic-shaped with OpenRouter's `usage.cost`.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gateway.providers import openai_compat
 from gateway.providers._common import (
     error_for_status,
     make_usage,
@@ -141,6 +149,27 @@ def _translate_params(body: dict[str, Any], params: dict[str, Any]) -> None:
         body["tool_choice"] = {**body.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
 
 
+def json_error(body: bytes) -> Any:
+    """The `error` object of an error body, or None."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data.get("error") if isinstance(data, dict) else None
+
+
+def _native_body(request: ChatRequest) -> dict[str, Any]:
+    """The caller's Messages body as the upstream gets it: the gateway sets the model (the provider's
+    own name), `max_tokens` (validated: the hold is priced at it) and `stream`."""
+    body = dict(request.anthropic or {})
+    body["model"] = request.model
+    body["max_tokens"] = request.max_tokens or DEFAULT_MAX_TOKENS
+    body.pop("stream", None)
+    if request.stream:
+        body["stream"] = True
+    return body
+
+
 def _usage(raw: Any) -> Usage | None:
     """Anthropic counts cache reads (`cache_read_input_tokens`) and writes
     (`cache_creation_input_tokens`, split by TTL in `cache_creation.ephemeral_5m_input_tokens` /
@@ -158,6 +187,8 @@ def _usage(raw: Any) -> Usage | None:
     return make_usage(
         fresh + read + written,
         raw.get("output_tokens"),
+        # OpenRouter's Anthropic-compatible endpoint adds its own figure, as on chat completions.
+        raw.get("cost"),
         cached=read,
         # Writes the split does not attribute to the hour are the default 5-minute ones.
         cache_write_5m=written - written_1h,
@@ -213,7 +244,11 @@ class AnthropicStreamParser:
                 call = {"index": self.tool_index[payload["index"]], "function": {}}
                 call["function"]["arguments"] = delta.get("partial_json") or ""
                 return [self._delta(tool_calls=[call])]
-            return []  # thinking, signatures, citations: not part of the answer text
+            if delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                return [self._delta(thinking=str(delta["thinking"]))]
+            if delta.get("type") == "signature_delta" and delta.get("signature"):
+                return [self._delta(signature=str(delta["signature"]))]
+            return []  # citations and delta types added later: not part of the answer text
         if kind == "message_delta":
             usage = payload.get("usage") or {}
             # Newer API versions repeat the cumulative input counts here; otherwise message_start's stand.
@@ -244,7 +279,31 @@ class AnthropicStreamParser:
 class AnthropicAdapter:
     wire = WIRE_ANTHROPIC
 
+    def headers(self, request: ChatRequest, config: ProviderConfig) -> dict[str, str]:
+        headers = {
+            "x-api-key": config.api_key,
+            "anthropic-version": API_VERSION,
+            "accept": "text/event-stream" if request.stream else "application/json",
+        }
+        if request.anthropic is not None and request.anthropic_beta:
+            headers["anthropic-beta"] = ",".join(request.anthropic_beta)
+        headers.update(config.headers)
+        return headers
+
+    def url(self, config: ProviderConfig, path: str = "messages") -> str:
+        return f"{config.base_url.rstrip('/')}/v1/{path}"
+
+    def native_body(self, request: ChatRequest) -> dict[str, Any]:
+        return _native_body(request)
+
     def build_request(self, request: ChatRequest, config: ProviderConfig) -> UpstreamRequest:
+        if request.anthropic is not None:
+            return UpstreamRequest(
+                method="POST",
+                url=self.url(config),
+                headers=self.headers(request, config),
+                json=self.native_body(request),
+            )
         system: list[str] = []
         messages: list[dict[str, Any]] = []
         for message in request.messages:
@@ -286,15 +345,31 @@ class AnthropicAdapter:
         body.update(_tools(request.params))
         _translate_params(body, request.params)
         body.update(request.extra_body)
-        headers = {
-            "x-api-key": config.api_key,
-            "anthropic-version": API_VERSION,
-            "accept": "text/event-stream" if request.stream else "application/json",
-        }
-        headers.update(config.headers)
         return UpstreamRequest(
-            method="POST", url=f"{config.base_url.rstrip('/')}/v1/messages", headers=headers, json=body
+            method="POST", url=self.url(config), headers=self.headers(request, config), json=body
         )
+
+    def count_tokens_request(self, request: ChatRequest, config: ProviderConfig) -> UpstreamRequest:
+        """Anthropic's `POST /v1/messages/count_tokens` for a native body (free upstream too)."""
+        body = {
+            k: v
+            for k, v in self.native_body(request).items()
+            if k in ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
+        }
+        headers = {**self.headers(request, config), "accept": "application/json"}
+        return UpstreamRequest(
+            method="POST", url=self.url(config, "messages/count_tokens"), headers=headers, json=body
+        )
+
+    def parse_count(self, body: bytes, config: ProviderConfig) -> int:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise malformed(config.name) from None
+        count = token_count(data.get("input_tokens")) if isinstance(data, dict) else None
+        if count is None:
+            raise malformed(config.name)
+        return count
 
     def parse_response(self, body: bytes, config: ProviderConfig) -> ChatResult:
         try:
@@ -330,6 +405,7 @@ class AnthropicAdapter:
             finish_reason=FINISH_REASONS.get(stop_reason, "stop") if stop_reason else None,
             upstream_id=str(data.get("id") or ""),
             message=message,
+            blocks=[b for b in blocks if isinstance(b, dict)],
         )
 
     def stream_parser(self, config: ProviderConfig) -> AnthropicStreamParser:
@@ -351,4 +427,38 @@ class AnthropicAdapter:
         return error_for_status(status, provider=provider, headers=headers, code=kind)
 
 
+class OpenRouterMessagesAdapter(AnthropicAdapter):
+    """OpenRouter's Anthropic-compatible Messages endpoint, for native calls to Claude models."""
+
+    def headers(self, request: ChatRequest, config: ProviderConfig) -> dict[str, str]:
+        headers = super().headers(request, config)
+        del headers["x-api-key"]
+        headers["authorization"] = f"Bearer {config.api_key}"
+        return headers
+
+    def url(self, config: ProviderConfig, path: str = "messages") -> str:
+        return f"{config.base_url.rstrip('/')}/{path}"
+
+    def native_body(self, request: ChatRequest) -> dict[str, Any]:
+        body = _native_body(request)
+        extra = request.extra_body
+        # OpenRouter's `models` chain (this model first) is its Messages endpoint's `fallbacks`.
+        chain = [m for m in extra.get("models") or [] if m != request.model]
+        if chain:
+            body["fallbacks"] = [{"model": m} for m in chain]
+        if extra.get("provider"):
+            body["provider"] = extra["provider"]
+        return body
+
+    def map_error(
+        self, status: int, body: bytes, headers: dict[str, str], config: ProviderConfig | None = None
+    ) -> UpstreamError:
+        """Anthropic's error shape, or OpenRouter's own (its "not a valid model ID", its moderation)."""
+        error = json_error(body)
+        if isinstance(error, dict) and isinstance(error.get("type"), str) and "code" not in error:
+            return super().map_error(status, body, headers, config)
+        return openai_compat.map_error(status, body, headers, config.name if config else "openrouter")
+
+
 adapter = AnthropicAdapter()
+openrouter_messages_adapter = OpenRouterMessagesAdapter()

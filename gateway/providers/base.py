@@ -58,6 +58,10 @@ class ChatRequest:
     # What is asked: "chat" (messages -> an answer) or "embeddings" (`input` -> one vector each).
     kind: str = "chat"
     input: list[Any] | None = None  # embeddings: strings or token arrays
+    # The caller's own Anthropic Messages body (a call on `POST /v1/messages`): the Anthropic wires send
+    # it as given (model and max_tokens set by the gateway) instead of translating `messages`.
+    anthropic: dict[str, Any] | None = None
+    anthropic_beta: list[str] = field(default_factory=list)  # the caller's `anthropic-beta` names
 
 
 @dataclass(slots=True)
@@ -98,6 +102,9 @@ class ChatResult:
     # more than the first message says: several (`n`), or logprobs.
     choices: list[dict[str, Any]] | None = None
     embeddings: list[list[float]] | None = None  # an embeddings call's vectors, one per input
+    # An Anthropic answer's own content blocks (thinking with its signature, tool_use, ...), for the
+    # Messages face to return as they came.
+    blocks: list[dict[str, Any]] | None = None
 
     @property
     def all_text(self) -> str:
@@ -120,6 +127,8 @@ class StreamDelta:
     index: int = 0  # which choice (`n` > 1) the piece belongs to
     logprobs: Any = None  # the choice's logprobs for this piece, as the upstream gave them
     upstream_id: str = ""  # the upstream's id of the answer (OpenRouter's generation id), when it says
+    thinking: str = ""  # a piece of Anthropic extended thinking (output, but not the answer's text)
+    signature: str = ""  # the signature that closes a thinking block (Anthropic wants it back)
 
 
 @dataclass(slots=True)

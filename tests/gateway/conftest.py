@@ -107,6 +107,62 @@ def anthropic_message(
     }
 
 
+def claude_message(
+    *,
+    model: str = "claude-sonnet-4-5-20250929",
+    content: list | None = None,
+    stop_reason: str = "end_turn",
+    input_tokens: int = 25,
+    output_tokens: int = 12,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    message_id: str = "msg_013Zva2CMHLNnXjNJJKqJ2EF",
+) -> dict:
+    """A Messages API answer as Anthropic's reference shows it."""
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content or [{"type": "text", "text": "Hi! My name is Claude."}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": cache_write,
+            "cache_read_input_tokens": cache_read,
+            "cache_creation": {"ephemeral_5m_input_tokens": cache_write, "ephemeral_1h_input_tokens": 0},
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+        },
+    }
+
+
+def assert_anthropic_error(body: dict, described: str = "") -> None:
+    """An error body in Anthropic's shape (what its SDKs parse): type error, a typed error object with a
+    message, our code as `details.error_code`."""
+    assert body.get("type") == "error", described
+    error = body["error"]
+    assert error["type"] in ANTHROPIC_ERROR_TYPES, described
+    assert isinstance(error["message"], str) and error["message"], described
+    assert isinstance(error["details"]["error_code"], str) and error["details"]["error_code"], described
+
+
+# Anthropic's error types (anthropic.types.shared.ErrorType).
+ANTHROPIC_ERROR_TYPES = {
+    "invalid_request_error",
+    "authentication_error",
+    "billing_error",
+    "permission_error",
+    "not_found_error",
+    "rate_limit_error",
+    "timeout_error",
+    "api_error",
+    "overloaded_error",
+    "conflict_error",
+}
+
+
 def openrouter_error(status: int, message: str) -> dict:
     return {"error": {"code": status, "message": message, "metadata": {"provider_name": "OpenAI"}}}
 
@@ -263,6 +319,7 @@ def catalog(db):
     importlib.import_module("gateway.migrations.0006_embeddings_and_stored_responses").seed(apps, None)
     importlib.import_module("gateway.migrations.0005_catalog_price_components").seed(apps, None)
     importlib.import_module("gateway.migrations.0008_seed_current_defaults").seed(apps, None)
+    importlib.import_module("gateway.migrations.0010_model_aliases").seed(apps, None)
 
 
 @pytest.fixture

@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from tests.gateway.conftest import OPENROUTER_HOST, grant, json_response, openrouter_completion
+from tests.gateway.conftest import (
+    OPENROUTER_HOST,
+    assert_anthropic_error,
+    claude_message,
+    grant,
+    json_response,
+    openrouter_completion,
+)
 
 FUZZ_MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "100"))
 FIGURES = {"requests": 0, "errors_4xx": 0, "ok_2xx": 0, "server_errors": 0}
@@ -97,7 +104,14 @@ def _routes(patterns, prefix=""):
             yield prefix + str(pattern.pattern)
 
 
-CHAT = {"POST /v1/chat/completions", "POST /api/llm/chat", "POST /v1/responses", "POST /v1/embeddings"}
+CHAT = {
+    "POST /v1/chat/completions",
+    "POST /api/llm/chat",
+    "POST /v1/responses",
+    "POST /v1/embeddings",
+    "POST /v1/messages",
+    "POST /v1/messages/count_tokens",
+}
 RUNS = [(op, "demo") for op in OPERATIONS] + [(op, "paid") for op in OPERATIONS if op.label in CHAT]
 
 
@@ -109,6 +123,9 @@ def _paid_answer(req, body):
         return json_response(
             200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
         )
+    if req.url.path.endswith("/messages"):
+        # OpenRouter's Anthropic-compatible endpoint (Claude models on /v1/messages).
+        return json_response(200, claude_message(model=body.get("model") or "anthropic/claude-sonnet-4.6"))
     return json_response(200, openrouter_completion())
 
 
@@ -153,8 +170,14 @@ def test_api_never_fails_on_any_input_and_moves_no_money_when_it_refuses(
         if status >= 400:
             FIGURES["errors_4xx"] += 1
             error = response.json()["error"]
-            assert {"message", "type", "code"} <= error.keys(), described
-            assert all(isinstance(error[k], str) and error[k] for k in ("message", "type", "code")), described
+            if case.formatted_path.startswith("/v1/messages"):
+                # Anthropic's shape, so its SDKs raise their own classes.
+                assert_anthropic_error(response.json(), described)
+            else:
+                assert {"message", "type", "code"} <= error.keys(), described
+                assert all(isinstance(error[k], str) and error[k] for k in ("message", "type", "code")), (
+                    described
+                )
             assert _money(user) == before, described
         else:
             FIGURES["ok_2xx"] += 1
