@@ -239,9 +239,10 @@ def test_bad_key_is_authentication_error(providers, funded_user, live_gateway):
     assert providers.calls == []
 
 
-def test_no_credits_is_402_in_anthropics_shape(direct, user, claude):
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "openai/gpt-5.6-terra"])
+def test_no_credits_is_402_in_anthropics_shape(direct, user, claude, model):
     with pytest.raises(anthropic.APIStatusError) as exc:
-        claude.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=HELLO)
+        claude.messages.create(model=model, max_tokens=16, messages=HELLO)
     assert exc.value.status_code == 402
     assert exc.value.body["type"] == "error"
     assert (exc.value.type, exc.value.error_code) == ("billing_error", "insufficient_credits")
@@ -830,3 +831,37 @@ def test_output_format_and_effort_are_translated_for_other_models(providers, fun
     }
     assert sent["reasoning"] == {"effort": "high"}
     assert "cache_control" not in sent and "output_config" not in sent and "thinking" not in sent
+
+
+def test_stream_through_openrouters_messages_endpoint(providers, funded_user, claude):
+    stream_body = claude_stream(model="anthropic/claude-sonnet-4.5", input_tokens=100, output_tokens=20)
+    providers.on(OPENROUTER_HOST, lambda req, body: sse_response(stream_body))
+    before = balance(funded_user)["balance"]
+
+    with claude.messages.stream(
+        model="claude-sonnet-4-5",
+        max_tokens=256,
+        messages=HELLO,
+        extra_body={"fallback_models": ["claude-haiku-4-5"]},
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+
+    (request,) = providers.requests
+    assert str(request.url) == "https://openrouter.ai/api/v1/messages"
+    sent = json.loads(request.content)
+    assert sent["stream"] is True and sent["fallbacks"] == [{"model": "anthropic/claude-haiku-4.5"}]
+    assert final.content[0].text == "Hello world" and final.model == SONNET_45
+    # 100 x $3 + 20 x $15 per 1M = $0.0006.
+    assert assert_billed(funded_user, before, _final_usage(events)) == 600_000
+
+
+def test_openrouters_own_cost_on_its_messages_endpoint_is_what_is_billed(providers, funded_user, claude):
+    answer = claude_message(model="anthropic/claude-sonnet-4.5")
+    answer["usage"]["cost"] = Decimal("0.000317")
+    providers.on(OPENROUTER_HOST, lambda req, body: json_response(200, answer))
+    before = balance(funded_user)["balance"]
+
+    message = claude.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=HELLO)
+
+    assert assert_billed(funded_user, before, message.usage) == 317_000
