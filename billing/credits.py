@@ -59,15 +59,20 @@ def usd_to_micro(usd: Decimal | str | int) -> int:
     return int((number * micro_per_usd()).to_integral_value(rounding=ROUND_CEILING))
 
 
-def topup_cents_to_micro(cents: int) -> int:
+def topup_cents_to_micro(
+    cents: int, *, rate: int | None = None, markup_percent: Decimal | str | int | None = None
+) -> int:
     """Credits bought by a payment: floor(usd / (1 + markup) * credits per USD) whole credits, in
-    micro-credits; with the defaults floor(usd / 1.15 * 1000), so $100 buys 86,956."""
+    micro-credits; with the defaults floor(usd / 1.15 * 1000), so $100 buys 86,956. `rate` and
+    `markup_percent` default to the settings (a top-up's receipt passes the ones it was credited at)."""
     if isinstance(cents, bool) or not isinstance(cents, int):
         raise ValueError(f"cents must be an integer: {cents!r}")
     if cents < 0:
         raise ValueError(f"cents must not be negative: {cents!r}")
     # cents / 100 / (1 + m / 100) * rate == cents * rate / (100 + m), kept exact (a Fraction).
-    credits = Fraction(cents * credits_per_usd()) / (100 + Fraction(str(topup_markup_percent())))
+    rate = credits_per_usd() if rate is None else rate
+    markup = topup_markup_percent() if markup_percent is None else markup_percent
+    credits = Fraction(cents * rate) / (100 + Fraction(str(markup)))
     return (credits.numerator // credits.denominator) * MICRO_PER_CREDIT
 
 

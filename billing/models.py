@@ -156,6 +156,11 @@ class TopUp(models.Model):
     dispute_id = models.CharField(max_length=255, blank=True, default="")
     dispute_status = models.CharField(max_length=40, blank=True, default="")
     source = models.CharField(max_length=60, help_text="The event type or API that first credited it.")
+    # The rate it was credited at (the settings may change later; its receipt keeps what applied).
+    credits_per_usd = models.PositiveIntegerField(null=True, blank=True, help_text="CREDITS_PER_USD then.")
+    markup_percent = models.DecimalField(
+        max_digits=7, decimal_places=3, null=True, blank=True, help_text="TOPUP_MARKUP_PERCENT then."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

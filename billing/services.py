@@ -28,9 +28,11 @@ from .credits import (
     MICRO_PER_CREDIT,
     TOPUP_MAX_CENTS,
     TOPUP_MIN_CENTS,
+    credits_per_usd,
     format_cents,
     format_credits,
     topup_cents_to_micro,
+    topup_markup_percent,
 )
 from .models import CreditAccount, CreditHold, LedgerEntry, PendingClawback, StripeEvent, TopUp
 
@@ -643,6 +645,8 @@ def topup_apply(
             amount_cents=amount_cents,
             credits=credits,
             source=source,
+            credits_per_usd=credits_per_usd(),
+            markup_percent=topup_markup_percent(),
         )
         _entry_post(
             account=account,

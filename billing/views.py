@@ -3,6 +3,8 @@ call billing's selectors and render."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -71,25 +73,33 @@ def topup(request):
 def topup_done(request, outcome: str):
     # Stripe returns with the Checkout Session id: the page names that payment, credited or not.
     session_id = request.GET.get("session_id", "")[:255] if outcome == "success" else ""
+    topup = topup_for_checkout_get(user=request.user, session_id=session_id)
     return render(
         request,
         "billing/topup_done.html",
         {
             "outcome": outcome,
             "session_id": session_id,
-            "topup": topup_for_checkout_get(user=request.user, session_id=session_id),
+            "topup": topup,
             "balance": balance_display_get(user=request.user),
-            "rate": _rate(),
+            # The rate the top-up was credited at (older top-ups: today's settings).
+            "rate": _rate(
+                rate=getattr(topup, "credits_per_usd", None),
+                markup=getattr(topup, "markup_percent", None),
+            ),
         },
     )
 
 
-def _rate() -> dict:
-    """The credit rate and the top-up markup (settings), as the pages state them."""
-    markup = topup_markup_percent()
+def _rate(*, rate: int | None = None, markup: Decimal | None = None) -> dict:
+    """The credit rate and the top-up markup as the pages state them: the settings, or what a
+    top-up was credited at."""
+    rate = rate or credits_per_usd()
+    markup = topup_markup_percent() if markup is None else Decimal(markup)
+    hundred = topup_cents_to_micro(10_000, rate=rate, markup_percent=markup)
     return {
-        "credits_per_usd": credits_per_usd(),
+        "credits_per_usd": rate,
         "markup_percent": f"{markup.normalize():f}",
         "factor": f"{(1 + markup / 100).normalize():f}",
-        "hundred_buys": credits_display(topup_cents_to_micro(10_000)).split(".")[0],
+        "hundred_buys": credits_display(hundred).split(".")[0],
     }

@@ -358,8 +358,8 @@ try:
     _markup = Decimal(TOPUP_MARKUP_PERCENT)
 except ArithmeticError:
     raise ImproperlyConfigured("TOPUP_MARKUP_PERCENT must be a number of percent, e.g. 15.") from None
-if not _markup.is_finite() or not 0 <= _markup < 1000:
-    raise ImproperlyConfigured("TOPUP_MARKUP_PERCENT must be between 0 and 1000.")
+if not _markup.is_finite() or not 0 <= _markup < 1000 or _markup.as_tuple().exponent < -3:
+    raise ImproperlyConfigured("TOPUP_MARKUP_PERCENT must be between 0 and 1000, at most 3 decimals.")
 
 # --- Reconciliation (monitoring/reconciliation.py) ---------------------------
 # Our charge for each OpenRouter call against OpenRouter's own record (GET /generation?id=): a

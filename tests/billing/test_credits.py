@@ -119,3 +119,28 @@ def test_topup_page_states_the_configured_rate(client, user, settings):
         "1 USD of usage costs 2,000 credits; top-ups carry a 25% fee, so $100.00 buys 160,000 credits" in html
     )
     assert 'data-credits-per-usd="2000" data-markup-percent="25"' in html
+
+
+@pytest.mark.django_db
+def test_a_topups_receipt_keeps_the_rate_it_was_credited_at(client, user, settings):
+    from billing.services import topup_apply
+
+    topup, _ = topup_apply(
+        user=user,
+        amount_cents=10_000,
+        payment_intent_id="pi_rate",
+        checkout_session_id="cs_rate",
+        source="test",
+    )
+    assert (topup.credits_per_usd, topup.markup_percent, topup.credits) == (
+        1000,
+        15,
+        86_956 * MICRO_PER_CREDIT,
+    )
+    settings.TOPUP_MARKUP_PERCENT = "20"  # the operator changes the markup afterwards
+    client.force_login(user)
+    html = client.get("/topup/success/", {"session_id": "cs_rate"}).content.decode()
+    assert 'data-testid="topup-credits">86,956.00<' in html
+    assert "At 1,000 credits per USD with a 15% top-up fee: floor($100.00 / 1.15 × 1,000)" in html
+    # New top-ups are offered at the new markup: $100 / 1.20 x 1000.
+    assert "so $100.00 buys 83,333 credits" in client.get("/topup/").content.decode()

@@ -510,3 +510,77 @@ def test_the_call_page_shows_the_receipt(providers, funded_user, http, client):
     assert "msg_01Receipt" in html and 'data-testid="reconciliation">unavailable' in html
     # 10,000 reads save 10,000 x (3 - 0.30); the writes cost 1,500 x 0.75 + 500 x 3 more, per 1M.
     assert row.cache_discount_usd == Decimal("0.027") - Decimal("0.001125") - Decimal("0.0015")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_responses_api_shows_the_details_in_its_own_names(providers, funded_user, ahttp, stream):
+    await sync_to_async(grant)(funded_user, 1000)
+    providers.on(ANTHROPIC_HOST, lambda req, body: anthropic_answer(stream))
+    body = {
+        "model": "anthropic/claude-sonnet-4.6",
+        "input": LONG[0]["content"],
+        "max_output_tokens": 2000,
+        "use_openrouter": False,
+        "store": False,
+        "stream": stream,
+    }
+    r = await ahttp.post("/v1/responses", body)
+    assert r.status_code == 200, r.content
+    if stream:
+        raw = b"".join([part async for part in r.streaming_content]).decode()
+        events = [
+            json.loads(line[6:], parse_float=Decimal)
+            for line in raw.splitlines()
+            if line.startswith("data: ")
+        ]
+        response = next(e["response"] for e in events if e.get("type") == "response.completed")
+    else:
+        response = json.loads(r.content, parse_float=Decimal)
+    usage = response["usage"]
+    assert (usage["input_tokens"], usage["output_tokens"]) == (12_050, 400)
+    assert usage["input_tokens_details"] == {"cached_tokens": 10_000, "cache_write_tokens": 2_000}
+    assert usage["output_tokens_details"] == {"reasoning_tokens": 0}
+    assert usage["cost"] == ANTHROPIC_USD and usage["credits"] * 1_000_000 == usd_to_micro(ANTHROPIC_USD)
+    receipt = json.loads(
+        (await ahttp.get("/v1/generation", {"id": response["id"]})).content, parse_float=Decimal
+    )
+    assert receipt["data"]["credits_charged"] == usage["credits"]
+    assert receipt["data"]["native_tokens_cache_write_1h"] == 500
+
+
+def test_anthropic_usage_names_for_the_messages_face():
+    from gateway.client import LLMResponse
+    from gateway.openai_format import json_body
+    from gateway.usage_format import usage_anthropic
+
+    response = LLMResponse(
+        content="answer",
+        model="anthropic/claude-sonnet-4.6",
+        provider="anthropic",
+        task_type="simple",
+        usage={"prompt_tokens": 12_050, "completion_tokens": 400, "total_tokens": 12_450},
+        cost_usd=ANTHROPIC_USD,
+        credits_charged=usd_to_micro(ANTHROPIC_USD),
+        latency_ms=10,
+        fallback_used=False,
+        attempts=[],
+        request_id="r1",
+        usage_details={
+            "cached_tokens": 10_000,
+            "cache_write_tokens": 2_000,
+            "cache_write_5m_tokens": 1_500,
+            "cache_write_1h_tokens": 500,
+            "reasoning_tokens": 0,
+        },
+    )
+    usage = usage_anthropic(response)
+    # Anthropic's own counting: input_tokens are the fresh ones, reads and writes beside them.
+    assert {k: v for k, v in usage.items() if k not in ("cost", "credits")} == {
+        "input_tokens": 50,
+        "cache_creation_input_tokens": 2_000,
+        "cache_read_input_tokens": 10_000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 1_500, "ephemeral_1h_input_tokens": 500},
+        "output_tokens": 400,
+    }
+    assert b'"cost":0.017775,"credits":17.775000' in json_body(usage)
