@@ -91,6 +91,8 @@ async def messages_create(request: HttpRequest) -> HttpResponse:
             raise invalid
         gateway = LLMGateway()
         message_id = anthropic_format.new_id()
+        # The receipt (`GET /v1/generation?id=msg_...`) is found by the id the client gets.
+        opened.prepared.response_id = message_id
         if parsed.request.stream:
             stream = await gateway.stream_opened(opened, keep_text=False)
             events = anthropic_format.MessageEvents(message_id=message_id, model=stream.model)

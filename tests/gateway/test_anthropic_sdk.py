@@ -26,6 +26,7 @@ from tests.gateway.conftest import (
     OPENROUTER_HOST,
     balance,
     claude_message,
+    grant,
     json_response,
     openrouter_completion,
     openrouter_stream,
@@ -865,3 +866,29 @@ def test_openrouters_own_cost_on_its_messages_endpoint_is_what_is_billed(provide
     message = claude.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=HELLO)
 
     assert assert_billed(funded_user, before, message.usage) == 317_000
+
+
+def test_the_receipt_of_a_message_is_found_by_its_msg_id(direct, funded_user, claude, live_gateway, api_key):
+    usage = {
+        "input_tokens": 50,
+        "cache_creation_input_tokens": 2000,
+        "cache_read_input_tokens": 10000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 1500, "ephemeral_1h_input_tokens": 500},
+        "output_tokens": 400,
+    }
+    direct.on(ANTHROPIC_HOST, lambda req, body: json_response(200, {**claude_message(), "usage": usage}))
+    grant(funded_user, 1000)  # the hold prices 13 KB of prompt as 1-hour cache writes
+    long = [{"role": "user", "content": "Summarise the cached document. " + "x" * 13_000}]
+    message = claude.messages.create(model="claude-sonnet-4-5-20250929", max_tokens=1024, messages=long)
+
+    receipt = httpx.get(
+        f"{live_gateway}/v1/generation",
+        params={"id": message.id},
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=20,
+    ).json()["data"]
+    assert receipt["id"] == message.id and receipt["model"] == SONNET_45
+    assert (receipt["native_tokens_cached"], receipt["native_tokens_cache_write"]) == (10_000, 2_000)
+    assert receipt["credits_charged"] == message.usage.model_extra["credits"]
+    assert receipt["total_cost"] == message.usage.model_extra["cost"]
+    assert message.usage.cache_read_input_tokens == 10_000 and message.usage.input_tokens == 50
