@@ -892,3 +892,17 @@ def test_the_receipt_of_a_message_is_found_by_its_msg_id(direct, funded_user, cl
     assert receipt["credits_charged"] == message.usage.model_extra["credits"]
     assert receipt["total_cost"] == message.usage.model_extra["cost"]
     assert message.usage.cache_read_input_tokens == 10_000 and message.usage.input_tokens == 50
+
+
+def test_a_fresh_clone_answers_with_the_demo_provider(demo_only, funded_user, claude):
+    before = balance(funded_user)["balance"]
+
+    message = claude.messages.create(model="claude-haiku-4-5-20251001", max_tokens=64, messages=HELLO)
+    with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=64, messages=HELLO) as stream:
+        streamed = "".join(stream.text_stream)
+
+    assert message.model == "anthropic/claude-haiku-4.5" and message.model_extra["provider"] == "demo"
+    assert message.content[0].text and streamed
+    rows = usage_rows()
+    assert len(rows) == 2 and before - balance(funded_user)["balance"] == sum(r.credits for r in rows)
+    assert balance(funded_user)["held"] == 0
