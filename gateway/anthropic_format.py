@@ -479,7 +479,13 @@ def content_blocks(response: LLMResponse) -> list[dict[str, Any]]:
 
 
 def stop_reason(response: LLMResponse) -> str:
+    if response.stop is not None:
+        return response.stop["stop_reason"]
     return STOP_REASONS.get(response.finish_reason or "stop", "end_turn")
+
+
+def stop_sequence(response: LLMResponse) -> str | None:
+    return response.stop.get("stop_sequence") if response.stop is not None else None
 
 
 def message_object(response: LLMResponse, *, message_id: str) -> dict[str, Any]:
@@ -490,7 +496,7 @@ def message_object(response: LLMResponse, *, message_id: str) -> dict[str, Any]:
         "model": response.model,
         "content": content_blocks(response),
         "stop_reason": stop_reason(response),
-        "stop_sequence": None,
+        "stop_sequence": stop_sequence(response),
         "usage": usage(response),
         "provider": response.provider,
     }
@@ -590,7 +596,7 @@ class MessageEvents:
         events.append(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason(response), "stop_sequence": None},
+                "delta": {"stop_reason": stop_reason(response), "stop_sequence": stop_sequence(response)},
                 "usage": usage(response),
             }
         )

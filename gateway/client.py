@@ -129,6 +129,7 @@ class LLMResponse:
     embeddings: list[list[float]] | None = None  # an embeddings call's vectors
     # An Anthropic answer's own content blocks (native Messages calls), for the Messages face.
     blocks: list[dict[str, Any]] | None = None
+    stop: dict[str, Any] | None = None  # Anthropic's own stop_reason / stop_sequence
     # Why this model answered, e.g. "simple/balanced: google/gemini-flash-1.5 retired, successor ...".
     routing_reason: str = ""
 
@@ -486,6 +487,7 @@ def response_build(
         usage_details=outcome.usage.details(),
         embeddings=result.embeddings if result else None,
         blocks=result.blocks if result else None,
+        stop=result.stop if result else None,
         routing_reason=plan.reason,
     )
 

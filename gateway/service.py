@@ -485,6 +485,7 @@ class GatewayStream:
     _upstream_id: str = ""
     _provider_name: str = ""
     _finish_reason: str | None = None
+    _stop: dict[str, Any] | None = None
     _started: float = field(default_factory=time.monotonic)
     _ttft_ms: int | None = None
     _closed: bool = False
@@ -553,6 +554,8 @@ class GatewayStream:
             self._provider_name = delta.provider
         if delta.finish_reason:
             self._finish_reason = delta.finish_reason
+        if delta.stop is not None:
+            self._stop = delta.stop
 
     def _cut(self) -> None:
         self._finish_reason = "length"
@@ -681,6 +684,8 @@ class GatewayStream:
                 text=text,
             )
             self.response.finish_reason = self._finish_reason
+            # A cut stream stopped at max_tokens, whatever the upstream would have said.
+            self.response.stop = None if self.truncated else self._stop
 
 
 async def _aclose(iterator) -> None:

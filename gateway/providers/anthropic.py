@@ -197,6 +197,17 @@ def _usage(raw: Any) -> Usage | None:
     )
 
 
+def _stop(fields: Any) -> dict[str, Any] | None:
+    """Anthropic's own `stop_reason` and `stop_sequence`, when it gave a reason."""
+    if not isinstance(fields, dict) or not isinstance(fields.get("stop_reason"), str):
+        return None
+    sequence = fields.get("stop_sequence")
+    return {
+        "stop_reason": fields["stop_reason"],
+        "stop_sequence": sequence if isinstance(sequence, str) else None,
+    }
+
+
 def _error_from_type(error: Any, provider: str, status: int | None = None) -> UpstreamError:
     kind = error.get("type") if isinstance(error, dict) else None
     mapped = ERROR_TYPES.get(kind) if isinstance(kind, str) else None
@@ -258,6 +269,7 @@ class AnthropicStreamParser:
                 self._delta(
                     finish_reason=FINISH_REASONS.get(stop_reason, "stop") if stop_reason else None,
                     usage=_usage(merged),
+                    stop=_stop(payload.get("delta")),
                 )
             ]
         if kind == "message_stop":
@@ -406,6 +418,7 @@ class AnthropicAdapter:
             upstream_id=str(data.get("id") or ""),
             message=message,
             blocks=[b for b in blocks if isinstance(b, dict)],
+            stop=_stop(data),
         )
 
     def stream_parser(self, config: ProviderConfig) -> AnthropicStreamParser:

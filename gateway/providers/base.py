@@ -105,6 +105,8 @@ class ChatResult:
     # An Anthropic answer's own content blocks (thinking with its signature, tool_use, ...), for the
     # Messages face to return as they came.
     blocks: list[dict[str, Any]] | None = None
+    # Anthropic's own `stop_reason` and `stop_sequence` (finish_reason maps them to OpenAI's names).
+    stop: dict[str, Any] | None = None
 
     @property
     def all_text(self) -> str:
@@ -129,6 +131,7 @@ class StreamDelta:
     upstream_id: str = ""  # the upstream's id of the answer (OpenRouter's generation id), when it says
     thinking: str = ""  # a piece of Anthropic extended thinking (output, but not the answer's text)
     signature: str = ""  # the signature that closes a thinking block (Anthropic wants it back)
+    stop: dict[str, Any] | None = None  # Anthropic's own stop_reason / stop_sequence, with finish_reason
 
 
 @dataclass(slots=True)

@@ -906,3 +906,23 @@ def test_a_fresh_clone_answers_with_the_demo_provider(demo_only, funded_user, cl
     rows = usage_rows()
     assert len(rows) == 2 and before - balance(funded_user)["balance"] == sum(r.credits for r in rows)
     assert balance(funded_user)["held"] == 0
+
+
+def test_anthropics_own_stop_reason_and_sequence_come_back(direct, funded_user, claude):
+    answer = claude_message(stop_reason="stop_sequence")
+    answer["stop_sequence"] = "\n\nHuman:"
+    stream_body = claude_stream(stop_reason="stop_sequence").replace(
+        b'"stop_sequence": null}, "usage"', b'"stop_sequence": "END"}, "usage"'
+    )
+    direct.on(ANTHROPIC_HOST, [json_response(200, answer), sse_response(stream_body)])
+
+    message = claude.messages.create(
+        model="claude-sonnet-4-5", max_tokens=64, messages=HELLO, stop_sequences=["\n\nHuman:"]
+    )
+    with claude.messages.stream(
+        model="claude-sonnet-4-5", max_tokens=64, messages=HELLO, stop_sequences=["END"]
+    ) as stream:
+        final = stream.get_final_message()
+
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "\n\nHuman:")
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
