@@ -26,6 +26,7 @@ reach stays pending and is retried with a back-off.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -103,7 +104,8 @@ def _fetch(client: httpx.Client, config, upstream_id: str) -> dict | None:
         # 429, 5xx, an auth problem: nothing is concluded about the call.
         raise _Down(f"HTTP {response.status_code}")
     try:
-        data = response.json().get("data")
+        # Numbers as Decimal, exactly as written (a float would round OpenRouter's figure).
+        data = json.loads(response.content, parse_float=Decimal).get("data")
     except (ValueError, AttributeError):
         raise _Down("malformed answer") from None
     if not isinstance(data, dict) or _money(data.get("total_cost")) is None:

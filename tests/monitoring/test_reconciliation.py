@@ -282,3 +282,18 @@ def test_since_is_parsed_and_bad_values_are_refused(settings):
     call_command("reconcile_usage", "--since", "48h", stdout=out)
     assert "skipped: OpenRouter is not configured" in out.getvalue()
     call_command("reconcile_usage", "--since", "2026-12-01", stdout=out)
+
+
+def test_a_malformed_record_is_not_a_verdict(providers, funded_user, http, openrouter_records, settings):
+    from monitoring.reconciliation import usage_reconcile
+
+    fake = openrouter_records
+    _call(providers, http, request_id="call-odd", gen_id="gen-odd", cost="0.000125")
+    fake.record("gen-odd", "0.000125")
+    fake.generations["gen-odd"]["total_cost"] = "a lot"  # not a number
+    settings.OPENROUTER_BASE_URL = fake.base_url
+
+    report = usage_reconcile()
+
+    assert report["pending"] == 1 and "malformed answer" in report["stopped"]
+    assert _receipt(http, "call-odd")["reconciliation"]["status"] == "pending"
