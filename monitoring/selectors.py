@@ -398,20 +398,39 @@ def usage_receipt(*, record: UsageRecord) -> dict:
     }
 
 
+def _usage_totals(*, first_day: dt.date, now: dt.datetime) -> dict:
+    """Calls, credits and cost over every user from `first_day` on: rollups, then raw rows."""
+    totals = {"calls": 0, "credits": 0, "cost_usd": Decimal(0)}
+    closed = rollup_closed_through()
+    raw_from = first_day
+    if closed and closed >= first_day:
+        rolled = DailyUsage.objects.filter(day__gte=first_day, day__lte=closed).aggregate(
+            calls=Sum("requests"), credits=Sum("credits"), cost_usd=Sum("cost_usd")
+        )
+        totals = {name: (value or 0) + totals[name] for name, value in rolled.items()}
+        raw_from = closed + dt.timedelta(days=1)
+    start = dt.datetime.combine(raw_from, dt.time.min, tzinfo=dt.UTC)
+    raw = UsageRecord.objects.filter(created_at__gte=start, created_at__lte=now).aggregate(
+        calls=Count("id"), credits=Sum("credits"), cost_usd=Sum("cost_usd")
+    )
+    return {name: (value or 0) + totals[name] for name, value in raw.items()}
+
+
 def reconciliation_totals(*, days: int = 30, now: dt.datetime | None = None) -> dict:
     """The period's money, for staff: credits sold (top-ups), credits charged, upstream cost as we
     recorded it and as OpenRouter reports it, the drift, and the margin the top-up markup leaves.
 
     Margin = what the charged credits were sold for (credits charged / CREDITS_PER_USD x (1 + markup))
     minus their upstream cost (OpenRouter's figure where a call is reconciled, ours elsewhere). Sums
-    over indexed ranges (usage rows by created_at, their reconciliation rows by key)."""
+    over the last `days` UTC days, today included: closed days from the daily rollups, later ones
+    from the usage rows (an indexed range), reconciliation rows through their calls."""
     from billing.credits import credits_per_usd, micro_per_usd, topup_markup_percent
     from billing.selectors import topups_sold_get
 
     now = now or timezone.now()
-    since = now - dt.timedelta(days=days)
-    calls = UsageRecord.objects.filter(created_at__gte=since, created_at__lte=now)
-    usage = calls.aggregate(calls=Count("id"), credits=Sum("credits"), cost_usd=Sum("cost_usd"))
+    first_day = now.astimezone(dt.UTC).date() - dt.timedelta(days=days - 1)
+    since = dt.datetime.combine(first_day, dt.time.min, tzinfo=dt.UTC)
+    usage = _usage_totals(first_day=first_day, now=now)
     checked = UsageReconciliation.objects.filter(usage__created_at__gte=since, usage__created_at__lte=now)
     decided = checked.filter(status__in=(UsageReconciliation.MATCHED, UsageReconciliation.DRIFT))
     per_status = dict(checked.values_list("status").annotate(n=Count("id")).order_by())

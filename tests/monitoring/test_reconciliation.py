@@ -297,3 +297,31 @@ def test_a_malformed_record_is_not_a_verdict(providers, funded_user, http, openr
 
     assert report["pending"] == 1 and "malformed answer" in report["stopped"]
     assert _receipt(http, "call-odd")["reconciliation"]["status"] == "pending"
+
+
+def test_staff_totals_read_closed_days_from_the_rollups(user, make_usage):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from monitoring.models import UsageRecord
+    from monitoring.selectors import reconciliation_totals
+    from monitoring.services import daily_usage_rollup
+
+    now = timezone.now()
+    old = make_usage(user, credits=2_000_000, cost_usd=Decimal("0.002"))
+    UsageRecord.objects.filter(pk=old.pk).update(created_at=now - dt.timedelta(days=3))
+    ancient = make_usage(user, credits=9_000_000, cost_usd=Decimal("0.009"))
+    UsageRecord.objects.filter(pk=ancient.pk).update(created_at=now - dt.timedelta(days=40))
+    daily_usage_rollup(now=now)  # at most 31 days a run: the second run reaches three days ago
+    daily_usage_rollup(now=now)
+    # The rolled-up row is read from DailyUsage: deleting the raw row changes nothing.
+    UsageRecord.objects.filter(pk=old.pk).delete()
+    make_usage(user, credits=750_000, cost_usd=Decimal("0.00075"))  # today, not closed yet
+
+    totals = reconciliation_totals(days=30, now=now + dt.timedelta(seconds=1))
+
+    assert (totals["calls"], totals["credits_charged"]) == (2, 2_750_000)
+    assert totals["upstream_cost_recorded"] == Decimal("0.00275")
+    # Nothing reconciled: the margin is what 2.75 credits sold for ($0.00275 x 1.15) minus their cost.
+    assert totals["margin_usd"] == Decimal("0.00275") * Decimal("1.15") - Decimal("0.00275")
