@@ -7,6 +7,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from smartspec.jsonbody import StrictDecimalField
+
 from . import payments, selectors, webhooks
 from .credits import format_credits, format_usd, usd_to_cents
 from .selectors import TRANSACTIONS_MAX_LIMIT
@@ -21,7 +23,7 @@ def _balance_out(user) -> dict:
     }
 
 
-class _UsdField(serializers.DecimalField):
+class _UsdField(StrictDecimalField):
     """Dollars and cents; the top-up range itself is checked by the payment service."""
 
     def __init__(self, **kwargs):

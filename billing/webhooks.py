@@ -8,11 +8,10 @@ see it and Stripe's next delivery tries again.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import time
 from collections.abc import Callable
-from decimal import Decimal
 
 import stripe
 from django.conf import settings
@@ -21,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from smartspec.errors import APIError, InvalidRequest
+from smartspec.jsonbody import InvalidJSON, json_loads
 
 from . import payments, services
 from .models import PendingClawback, StripeEvent
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 Status = StripeEvent.Status
 DUPLICATE = "duplicate"
+# Stripe's ids and types: `evt_...`, `checkout.session.completed` (the id column holds 255).
+_EVENT_TOKEN = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
 
 
 class MalformedEvent(InvalidRequest):
@@ -55,13 +57,13 @@ def stripe_event_verify(*, payload: bytes, signature: str | None) -> dict:
     if _signed_at(signature) > time.time() + tolerance:
         raise InvalidRequest("Invalid Stripe signature.", code="invalid_signature")
     try:
-        event = json.loads(text, parse_float=Decimal)
-    except ValueError:
-        raise MalformedEvent("The event body is not JSON.")
-    if not isinstance(event, dict):
-        raise MalformedEvent("The event body is not a JSON object.")
-    if not isinstance(event.get("id"), str) or not event["id"] or not isinstance(event.get("type"), str):
-        raise MalformedEvent("The event has no id or type.")
+        event = json_loads(payload, decimals=True)
+    except InvalidJSON as exc:
+        raise MalformedEvent(f"The event body is refused: {exc.message}")
+    for name in ("id", "type"):
+        value = event.get(name)
+        if not isinstance(value, str) or not _EVENT_TOKEN.fullmatch(value):
+            raise MalformedEvent("The event has no valid id or type.")
     return event
 
 
@@ -112,7 +114,8 @@ def _usd(obj: dict) -> None:
 
 
 def _user(user_ref) -> object:
-    if not isinstance(user_ref, str) or not user_ref.isdigit():
+    # ASCII digits only: str.isdigit() and int() also take other scripts' digits ("٣" is 3).
+    if not isinstance(user_ref, str) or not re.fullmatch(r"[0-9]{1,18}", user_ref):
         raise MalformedEvent("The payment does not name a user.")
     user = get_user_model().objects.filter(pk=int(user_ref)).first()
     if user is None:

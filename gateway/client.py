@@ -35,7 +35,7 @@ from .pricing import (
     request_prompt_bound,
     usage_resolve,
 )
-from .providers import provider_configs, provider_count_tokens
+from .providers import provider_configs, provider_count_tokens, request_parts_check
 from .providers.base import ChatRequest, ChatResult
 from .routing import (
     DEMO,
@@ -305,6 +305,7 @@ def chat_prepare_sync(request: LLMRequest, *, request_id: str | None = None) -> 
     """Validate and route (sync: reads the catalog); raises 400/404 before anything is spent."""
     options, chat, max_tokens = request_validate(request)
     plan = route_plan(options=options, chat=chat)
+    request_parts_check(chat, [attempt.config for attempt in plan.runnable])
     # A window of 0 is unknown: then no model of the route caps the bound.
     windows = [plan.models[a.model].context_length for a in plan.runnable if a.model in plan.models]
     context = 0 if not windows or 0 in windows else max(windows)

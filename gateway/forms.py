@@ -30,6 +30,12 @@ def _credits(micro: int | None) -> Decimal | None:
     return None if micro is None else Decimal(micro) / MICRO_PER_CREDIT
 
 
+class ApiKeyCreateForm(forms.Form):
+    """A new key's name: free text up to 100 characters (a NUL is refused: PostgreSQL cannot store it)."""
+
+    name = forms.CharField(max_length=100, required=False, strip=True)
+
+
 class ApiKeyLimitsForm(forms.ModelForm):
     credits_per_day_credits = forms.DecimalField(
         label="Credits per day",

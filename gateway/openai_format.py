@@ -25,6 +25,7 @@ from rest_framework import serializers
 
 from billing.credits import format_credits
 from smartspec.errors import InvalidRequest, as_api_error
+from smartspec.jsonbody import StrictFloatField, StrictIntegerField, lenient_number
 
 from .client import FORBIDDEN_FIELDS, MAX_CHOICES, PASSTHROUGH_PARAMS, LLMRequest, LLMResponse
 from .providers.base import StreamDelta
@@ -62,8 +63,8 @@ class _RoutingFields(serializers.Serializer):
         child=serializers.CharField(), required=False, allow_null=True, max_length=MAX_FALLBACK_MODELS
     )
     use_openrouter = serializers.BooleanField(required=False, default=True)
-    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=2)
-    max_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    temperature = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=2)
+    max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
     stream = serializers.BooleanField(required=False, default=False)
 
 
@@ -77,10 +78,10 @@ class ChatCompletionInput(_RoutingFields):
         max_length=MAX_FALLBACK_MODELS,
         help_text="OpenRouter-style spelling of fallback_models",
     )
-    max_completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_CHOICES)
+    max_completion_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
+    n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_CHOICES)
     logprobs = serializers.BooleanField(required=False, allow_null=True)
-    top_logprobs = serializers.IntegerField(
+    top_logprobs = StrictIntegerField(
         required=False, allow_null=True, min_value=0, max_value=MAX_TOP_LOGPROBS
     )
     reasoning_effort = serializers.ChoiceField(choices=REASONING_EFFORTS, required=False, allow_null=True)
@@ -201,6 +202,8 @@ def _number(*, min_value=None, max_value=None):
     def parse(data: Any) -> float:
         if isinstance(data, str) and len(data) > _MAX_STRING_LENGTH:
             raise _Invalid(["String value too large."])
+        if lenient_number(data):
+            raise _Invalid(["A valid number is required."])
         try:
             value = float(data)
         except (TypeError, ValueError):
@@ -218,6 +221,8 @@ def _integer(*, min_value=None, max_value=None):
     def parse(data: Any) -> int:
         if isinstance(data, str) and len(data) > _MAX_STRING_LENGTH:
             raise _Invalid(["String value too large."])
+        if lenient_number(data):
+            raise _Invalid(["A valid integer is required."])
         try:
             value = int(_RE_DECIMAL.sub("", str(data)))
         except (TypeError, ValueError):

@@ -18,7 +18,7 @@ from billing.selectors import balance_display_get
 from smartspec.errors import NotFound
 
 from .catalog import catalog_list
-from .forms import ApiKeyLimitsForm
+from .forms import ApiKeyCreateForm, ApiKeyLimitsForm
 from .keys import api_key_create, api_key_get, api_key_revoke
 from .models import RoutingRule
 
@@ -27,11 +27,15 @@ from .models import RoutingRule
 @require_http_methods(["GET", "POST"])
 @login_required
 def api_keys(request):
-    new_key = None
+    new_key, status = None, 200
     if request.method == "POST":
-        name = request.POST.get("name", "").strip()[:100]
-        _, new_key = api_key_create(user=request.user, name=name)
-        # Rendered straight into this response and nowhere else: the key is shown once.
+        form = ApiKeyCreateForm(request.POST)
+        if form.is_valid():
+            _, new_key = api_key_create(user=request.user, name=form.cleaned_data["name"])
+            # Rendered straight into this response and nowhere else: the key is shown once.
+        else:
+            status = 400
+            messages.error(request, "The key was not created: " + " ".join(form.errors.get("name", [])))
     keys = [
         {
             "key": key,
@@ -40,7 +44,7 @@ def api_keys(request):
         }
         for key in request.user.api_keys.order_by("-created_at")
     ]
-    return render(request, "gateway/keys.html", {"keys": keys, "new_key": new_key})
+    return render(request, "gateway/keys.html", {"keys": keys, "new_key": new_key}, status=status)
 
 
 def _per_million(price) -> str:

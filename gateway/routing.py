@@ -35,6 +35,7 @@ from smartspec.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from smartspec.jsonbody import lenient_number
 
 from .aftercall import OPENROUTER_FALLBACK
 from .catalog import (
@@ -93,16 +94,28 @@ class RouteOptions:
         return bool(self.zdr) or self.data_collection == "deny"
 
 
+# No model costs anywhere near this per 1K tokens; a cap above it is "no cap" and would only
+# overflow the price arithmetic ("1e999999999").
+MAX_PRICE_CAP_USD_PER_1K = Decimal(1_000_000)
+
+
 def _price_per_1k(value: Any, name: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+    if lenient_number(value) or not isinstance(value, int | float | str | Decimal):
+        raise InvalidRequest(f"max_price.{name} must be a number (USD per 1K tokens).")
+    if isinstance(value, str) and len(value) > 64:
         raise InvalidRequest(f"max_price.{name} must be a number (USD per 1K tokens).")
     try:
-        price = Decimal(str(value))
+        price = Decimal(str(value).strip())
     except ArithmeticError:
         raise InvalidRequest(f"max_price.{name} must be a number (USD per 1K tokens).")
     if not price.is_finite() or price < 0:
         raise InvalidRequest(f"max_price.{name} must be a non-negative number (USD per 1K tokens).")
-    return price
+    if price > MAX_PRICE_CAP_USD_PER_1K:
+        raise InvalidRequest(
+            f"max_price.{name} must be at most {MAX_PRICE_CAP_USD_PER_1K} (USD per 1K tokens)."
+        )
+    # Exactly as given, but with no more digits than a price needs (18 places are an atto-dollar).
+    return price.quantize(Decimal("1e-18")) if price.as_tuple().exponent < -18 else price
 
 
 def route_options_validate(

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import Error as DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -31,6 +29,7 @@ from smartspec.errors import (
     UpstreamError,
     error_response,
 )
+from smartspec.jsonbody import json_loads
 
 from . import openai_format
 from .catalog import catalog_cache_keys, catalog_prime, catalog_unprime
@@ -117,16 +116,9 @@ def _json_body(request: HttpRequest) -> dict:
         raw = request.body
     except RequestDataTooBig:
         raise RequestTooLarge()
-    # A chunked body carries no Content-Length for Django (or the middleware) to check beforehand.
-    if len(raw) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-        raise RequestTooLarge()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
-    if not isinstance(body, dict):
-        raise InvalidRequest("The body must be a JSON object.", code="invalid_json")
-    return body
+    # The one bounded, strict intake (size, depth, text, numbers); a chunked body carries no
+    # Content-Length for Django to check beforehand, so its size is checked there too.
+    return json_loads(raw)
 
 
 def openai_json(

@@ -193,6 +193,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Requests larger than this get 413 (LLM prompts can be long; images are base64).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=8 * 1024 * 1024)
+# Deepest nesting of a JSON body (smartspec/jsonbody.py); no request of any API nests past ~10.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -215,7 +217,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["smartspec.jsonbody.StrictJSONParser"],
     "EXCEPTION_HANDLER": "smartspec.errors.drf_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["gateway.limits.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

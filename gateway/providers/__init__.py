@@ -29,7 +29,7 @@ from django.conf import settings
 from django.test.signals import setting_changed
 
 from gateway import transport
-from gateway.providers import anthropic, demo, embeddings, gemini, openai_compat
+from gateway.providers import anthropic, demo, embeddings, gemini, openai_compat, parts
 from gateway.providers._common import tag
 from gateway.providers.base import (
     WIRE_ANTHROPIC,
@@ -51,6 +51,9 @@ ADAPTERS: dict[str, Adapter | LocalAdapter] = {
     WIRE_GEMINI: gemini.adapter,
     WIRE_DEMO: demo.adapter,
 }
+
+# Wire formats whose adapters rebuild every message part (gateway.providers.parts checks them first).
+TRANSLATED_WIRES = frozenset({WIRE_ANTHROPIC, WIRE_GEMINI})
 
 # vendor prefix of a `vendor/model` id -> the provider that serves that vendor directly.
 DIRECT_PROVIDERS = {
@@ -169,6 +172,13 @@ def direct_provider_for(model_id: str) -> str | None:
     if not slash or not name:
         return None
     return DIRECT_PROVIDERS.get(vendor.strip().lower())
+
+
+def request_parts_check(request: ChatRequest, configs: list[ProviderConfig | None]) -> None:
+    """A 400 before the call opens when a message part cannot be translated for a wire format of
+    the route (`configs`: the route's attempts)."""
+    if request.kind != "embeddings" and any(c is not None and c.wire in TRANSLATED_WIRES for c in configs):
+        parts.translated_request_check(request.messages, request.params)
 
 
 # Providers that take a Messages API body natively (`ChatRequest.anthropic`), for the models they

@@ -44,6 +44,7 @@ from gateway.providers.base import (
     Usage,
 )
 from gateway.providers.params import anthropic_thinking_budget
+from gateway.providers.parts import arguments_object
 from smartspec.errors import UpstreamError
 
 API_VERSION = "2023-06-01"
@@ -101,10 +102,7 @@ def _tool_use_blocks(tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     blocks = []
     for call in tool_calls:
         function = call.get("function") or {}
-        try:
-            arguments = json.loads(function.get("arguments") or "{}")
-        except ValueError:
-            arguments = {}
+        arguments = arguments_object(function.get("arguments"))
         blocks.append(
             {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": arguments}
         )

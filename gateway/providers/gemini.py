@@ -36,6 +36,7 @@ from gateway.providers.base import (
     Usage,
 )
 from gateway.providers.params import gemini_thinking_budget
+from gateway.providers.parts import arguments_object
 from smartspec.errors import UpstreamError, UpstreamRateLimited
 
 FINISH_REASONS = {
@@ -296,10 +297,7 @@ class GeminiAdapter:
                 for call in message.get("tool_calls") or []:
                     function = call.get("function") or {}
                     tool_names[call.get("id") or ""] = function.get("name") or ""
-                    try:
-                        args = json.loads(function.get("arguments") or "{}")
-                    except ValueError:
-                        args = {}
+                    args = arguments_object(function.get("arguments"))
                     parts.append({"functionCall": {"name": function.get("name"), "args": args}})
                 contents.append({"role": "model", "parts": parts or [{"text": ""}]})
             elif role == "tool":

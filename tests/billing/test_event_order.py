@@ -262,7 +262,12 @@ def test_webhook_amounts_outside_the_top_up_bounds_are_400_and_credit_nothing(
         obj = s.payment_intent(intent_id="pi_3B", cents=cents, user_id=user.pk)
     response = deliver(s.event(event_type, obj))
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "amount_out_of_range"
+    error = response.json()["error"]
+    if cents < 2**63:
+        assert error["code"] == "amount_out_of_range"
+    else:
+        # Past 64 bits the JSON intake refuses the body itself, naming the field.
+        assert error["code"] == "malformed_event" and "amount" in error["message"]
     assert not TopUp.objects.exists() and not LedgerEntry.objects.exists()
 
 

@@ -8,6 +8,7 @@ from tests.gateway.conftest import (  # noqa: F401  (fixtures shared with the ga
     demo_only,
     funded_user,
     http,
+    live_gateway,
     network,
     providers,
 )
