@@ -39,11 +39,13 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
+from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
 from gateway.providers._common import tag
 from gateway.providers.base import UpstreamRequest
 from smartspec.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from smartspec.urlsafety import GuardedResolver
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +85,27 @@ def set_transport_for_tests(transport: httpx.AsyncBaseTransport | None) -> None:
     _clients.clear()
 
 
+def _allow_private() -> bool:
+    return bool(settings.ALLOW_PRIVATE_BASE_URLS)
+
+
+def _aiohttp_session() -> aiohttp.ClientSession:
+    """aiohttp's session with every connect's addresses checked (smartspec.urlsafety.GuardedResolver)."""
+    connector = aiohttp.TCPConnector(
+        limit=LIMITS.max_connections or 0,
+        keepalive_timeout=LIMITS.keepalive_expiry,
+        ssl=httpx.create_ssl_context(),
+        resolver=GuardedResolver(_allow_private),
+    )
+    return aiohttp.ClientSession(connector=connector)
+
+
 def get_client() -> httpx.AsyncClient:
     """The shared client of the running event loop, created on first use."""
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None or client.is_closed:
-        transport = _test_transport or AiohttpTransport(limits=LIMITS)
+        transport = _test_transport or AiohttpTransport(limits=LIMITS, client=_aiohttp_session)
         client = httpx.AsyncClient(transport=transport, limits=LIMITS, follow_redirects=False)
         _clients[loop] = client
     return client

@@ -266,20 +266,36 @@ OLLAMA_BASE_URL = env_str("OLLAMA_BASE_URL")
 # private/loopback hosts outside DEBUG unless allowed (a self-hosted Ollama on the LAN).
 # Empty (`ALLOW_PRIVATE_BASE_URLS=` in .env) means the default, DEBUG, as for every other setting.
 ALLOW_PRIVATE_BASE_URLS = env.bool("ALLOW_PRIVATE_BASE_URLS") if env_str("ALLOW_PRIVATE_BASE_URLS") else DEBUG
-for _name in (
-    "OPENROUTER_BASE_URL",
-    "ZAI_BASE_URL",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_BASE_URL",
-    "GEMINI_BASE_URL",
-    "GROQ_BASE_URL",
-    "OLLAMA_BASE_URL",
-):
-    if globals()[_name]:
-        try:
-            base_url_validate(globals()[_name], allow_private=ALLOW_PRIVATE_BASE_URLS)
-        except UnsafeURL as _exc:
-            raise ImproperlyConfigured(f"{_name}: {_exc}") from None
+
+
+def base_urls_validate(urls: dict[str, str], *, allow_private: bool) -> None:
+    """Refuse to start with an unsafe provider base URL; names are resolved and every address
+    checked (smartspec.urlsafety; the transport checks again on every connect)."""
+    for name, url in urls.items():
+        if url:
+            try:
+                base_url_validate(url, allow_private=allow_private, resolve=True)
+            except UnsafeURL as exc:
+                raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+base_urls_validate(
+    {
+        name: globals()[name]
+        for name in (
+            "OPENROUTER_BASE_URL",
+            "ZAI_BASE_URL",
+            "OPENAI_BASE_URL",
+            "ANTHROPIC_BASE_URL",
+            "GEMINI_BASE_URL",
+            "GROQ_BASE_URL",
+            "OLLAMA_BASE_URL",
+        )
+        # The defaults are the providers' public names; only a URL set here is resolved at start-up.
+        if env_str(name)
+    },
+    allow_private=ALLOW_PRIVATE_BASE_URLS,
+)
 DEFAULT_BUDGET_PRIORITY = env_str("DEFAULT_BUDGET_PRIORITY", "balanced")
 DEFAULT_TEMPERATURE = env.float("DEFAULT_TEMPERATURE", default=0.7)
 DEFAULT_MAX_TOKENS = env.int("DEFAULT_MAX_TOKENS", default=4000)
