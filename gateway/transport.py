@@ -179,19 +179,35 @@ def _map_exception(exc: httpx.HTTPError, provider: str) -> UpstreamError:
     return error
 
 
+def _past_deadline(provider: str, seconds: float | None) -> UpstreamError:
+    """An attempt over its total deadline (bytes trickling in keep the read timeout from firing)."""
+    error = UpstreamTimeout(f"{provider} did not finish within {seconds:g} s.", code="upstream_deadline")
+    tag(error, provider)
+    logger.warning("upstream %s: past its %g s deadline", provider, seconds)
+    return error
+
+
 async def send(
-    upstream: UpstreamRequest, *, provider: str, connect_timeout: float, read_timeout: float
+    upstream: UpstreamRequest,
+    *,
+    provider: str,
+    connect_timeout: float,
+    read_timeout: float,
+    deadline: float | None = None,
 ) -> TransportResponse:
-    """Send one request and read the whole answer."""
+    """Send one request and read the whole answer, all of it within `deadline` seconds."""
     client = get_client()
     try:
-        response = await client.send(_build(client, upstream, connect_timeout, read_timeout), stream=True)
-        try:
-            body = await _read_bounded(response, provider)
-        finally:
-            await response.aclose()
+        async with asyncio.timeout(deadline):
+            response = await client.send(_build(client, upstream, connect_timeout, read_timeout), stream=True)
+            try:
+                body = await _read_bounded(response, provider)
+            finally:
+                await response.aclose()
     except httpx.HTTPError as exc:
         raise _map_exception(exc, provider) from None
+    except TimeoutError:
+        raise _past_deadline(provider, deadline) from None
     return TransportResponse(
         status=response.status_code,
         headers={k.lower(): v for k, v in response.headers.items()},
@@ -202,24 +218,66 @@ async def send(
 class StreamResponse:
     """An open streamed answer: its status and headers, then either its body or its events."""
 
-    def __init__(self, response: httpx.Response, provider: str):
+    def __init__(
+        self,
+        response: httpx.Response,
+        provider: str,
+        *,
+        first_event_by: float | None = None,
+        ends_by: float | None = None,
+        limits: tuple[float | None, float | None] = (None, None),
+    ):
         self._response = response
         self._provider = provider
+        # Loop times: the first event must arrive by the first, the stream must end by the second.
+        self._first_event_by = first_event_by
+        self._ends_by = ends_by
+        self._limits = limits
+        self._started = False
         self.status = response.status_code
         self.headers = {k.lower(): v for k, v in response.headers.items()}
 
     async def read(self) -> bytes:
         try:
-            return await _read_bounded(self._response, self._provider)
+            async with asyncio.timeout_at(self._ends_by):
+                return await _read_bounded(self._response, self._provider)
         except httpx.HTTPError as exc:
             raise _map_exception(exc, self._provider) from None
+        except TimeoutError:
+            raise _past_deadline(self._provider, self._limits[1]) from None
+
+    def _due(self, started: bool) -> tuple[float | None, float | None]:
+        """(loop time by which the next read must come, the limit in seconds it stands for)."""
+        due = [(self._ends_by, self._limits[1])]
+        if not started:
+            due.append((self._first_event_by, self._limits[0]))
+        due = [d for d in due if d[0] is not None]
+        return min(due, key=lambda d: d[0]) if due else (None, None)
+
+    async def _texts(self) -> AsyncIterator[str]:
+        """The body as text, each read bounded by the deadlines (a trickle cannot hold the stream)."""
+        loop = asyncio.get_running_loop()
+        reads = self._response.aiter_text().__aiter__()
+        while True:
+            due, limit = self._due(self._started)
+            try:
+                async with asyncio.timeout_at(due):
+                    text = await reads.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise _past_deadline(self._provider, limit) from None
+            if due is not None and loop.time() >= due:
+                raise _past_deadline(self._provider, limit)
+            yield text
 
     async def events(self) -> AsyncIterator[SSEEvent]:
         """The stream's events as they arrive; memory stays bounded by one event (`MAX_EVENT_CHARS`)."""
         decoder = SSEDecoder()
         pending = ""
+        self._started = False
         try:
-            async for text in self._response.aiter_text():
+            async for text in self._texts():
                 pending += text
                 start = 0
                 for match in _NEWLINE.finditer(pending):
@@ -228,6 +286,7 @@ class StreamResponse:
                     event = decoder.feed_line(pending[start : match.start()])
                     start = match.end()
                     if event is not None:
+                        self._started = True
                         yield event
                 pending = pending[start:]
                 if len(pending) + decoder.size > MAX_EVENT_CHARS:
@@ -239,16 +298,32 @@ class StreamResponse:
 
 @asynccontextmanager
 async def open_stream(
-    upstream: UpstreamRequest, *, provider: str, connect_timeout: float, read_timeout: float
+    upstream: UpstreamRequest,
+    *,
+    provider: str,
+    connect_timeout: float,
+    read_timeout: float,
+    deadline: float | None = None,
+    stream_deadline: float | None = None,
 ) -> AsyncIterator[StreamResponse]:
-    """Open a streamed request; the connection is released when the block exits, however it exits."""
+    """Open a streamed request; the connection is released when the block exits, however it exits.
+    Its first event must arrive within `deadline` seconds, and the whole stream end within
+    `stream_deadline` (an `UpstreamTimeout` otherwise)."""
     client = get_client()
+    now = asyncio.get_running_loop().time()
+    first_by = None if deadline is None else now + deadline
+    ends_by = None if stream_deadline is None else now + stream_deadline
     try:
-        response = await client.send(_build(client, upstream, connect_timeout, read_timeout), stream=True)
+        async with asyncio.timeout_at(first_by):
+            response = await client.send(_build(client, upstream, connect_timeout, read_timeout), stream=True)
     except httpx.HTTPError as exc:
         raise _map_exception(exc, provider) from None
+    except TimeoutError:
+        raise _past_deadline(provider, deadline) from None
     try:
-        yield StreamResponse(response, provider)
+        yield StreamResponse(
+            response, provider, first_event_by=first_by, ends_by=ends_by, limits=(deadline, stream_deadline)
+        )
     finally:
         await response.aclose()
 

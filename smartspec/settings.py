@@ -312,7 +312,13 @@ LIMITS_KEY_PREFIX = env_str("LIMITS_KEY_PREFIX", "ss:limit")
 # Seconds allowed to connect to and to hear from an upstream.
 UPSTREAM_CONNECT_TIMEOUT = env.float("UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 UPSTREAM_READ_TIMEOUT = env.float("UPSTREAM_READ_TIMEOUT", default=120.0)
-# Per-provider overrides (`<PROVIDER>_CONNECT_TIMEOUT`, `<PROVIDER>_TIMEOUT` for reads): a slow local
+# Total seconds one upstream attempt may take, however the bytes trickle in (the read timeout only
+# bounds the gap between two reads): a plain call to its last byte, a stream to its first event.
+UPSTREAM_DEADLINE_SECONDS = env.float("UPSTREAM_DEADLINE_SECONDS", default=300.0)
+# Total seconds a stream may run (kept below STREAM_HOLD_TTL_SECONDS, so its hold outlives it).
+UPSTREAM_STREAM_MAX_SECONDS = env.float("UPSTREAM_STREAM_MAX_SECONDS", default=1800.0)
+# Per-provider overrides (`<PROVIDER>_CONNECT_TIMEOUT`, `<PROVIDER>_TIMEOUT` for reads,
+# `<PROVIDER>_DEADLINE_SECONDS` for the attempt's total): a slow local
 # model may need minutes while a hosted API that has not answered in 30 s is better failed over.
 PROVIDER_TIMEOUTS: dict[str, dict[str, float]] = {}
 for _name in ("openrouter", "zai", "openai", "anthropic", "google", "groq", "ollama"):
@@ -321,6 +327,8 @@ for _name in ("openrouter", "zai", "openai", "anthropic", "google", "groq", "oll
         _limits["connect"] = env.float(f"{_name.upper()}_CONNECT_TIMEOUT")
     if env_str(f"{_name.upper()}_TIMEOUT"):
         _limits["read"] = env.float(f"{_name.upper()}_TIMEOUT")
+    if env_str(f"{_name.upper()}_DEADLINE_SECONDS"):
+        _limits["deadline"] = env.float(f"{_name.upper()}_DEADLINE_SECONDS")
     if _limits:
         PROVIDER_TIMEOUTS[_name] = _limits
 # Circuit breaker: a provider marked down (HEALTH_DOWN_AFTER failures in a row) gets no traffic for

@@ -86,6 +86,8 @@ _PROVIDER_SETTINGS = frozenset(
         "OLLAMA_BASE_URL",
         "UPSTREAM_CONNECT_TIMEOUT",
         "UPSTREAM_READ_TIMEOUT",
+        "UPSTREAM_DEADLINE_SECONDS",
+        "UPSTREAM_STREAM_MAX_SECONDS",
         "PROVIDER_TIMEOUTS",
     }
 )
@@ -100,11 +102,13 @@ def _ollama_v1(base_url: str) -> str:
 def provider_configs() -> dict[str, ProviderConfig]:
     """The enabled providers by name, in the order the router prefers them."""
 
-    def timeouts(name: str) -> dict[str, float]:
+    def timeouts(name: str) -> dict[str, float | None]:
         limits = settings.PROVIDER_TIMEOUTS.get(name, {})
         return {
             "connect_timeout": limits.get("connect", settings.UPSTREAM_CONNECT_TIMEOUT),
             "read_timeout": limits.get("read", settings.UPSTREAM_READ_TIMEOUT),
+            "deadline": limits.get("deadline", settings.UPSTREAM_DEADLINE_SECONDS),
+            "stream_deadline": settings.UPSTREAM_STREAM_MAX_SECONDS,
         }
 
     openrouter_headers = {}
@@ -237,6 +241,7 @@ async def provider_call(config: ProviderConfig, request: ChatRequest) -> ChatRes
         provider=config.name,
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
+        deadline=config.deadline,
     )
     if response.status >= 400:
         raise adapter.map_error(response.status, response.body, response.headers, config)
@@ -266,6 +271,7 @@ async def _provider_embed(config: ProviderConfig, request: ChatRequest) -> ChatR
             provider=config.name,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
+            deadline=config.deadline,
         )
         if response.status >= 400:
             raise _adapter(config).map_error(response.status, response.body, response.headers, config)
@@ -301,6 +307,8 @@ async def provider_stream(config: ProviderConfig, request: ChatRequest) -> Async
         provider=config.name,
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
+        deadline=config.deadline,
+        stream_deadline=config.stream_deadline,
     ) as response:
         if response.status >= 400:
             raise adapter.map_error(response.status, await response.read(), response.headers, config)

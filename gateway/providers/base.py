@@ -39,6 +39,8 @@ class ProviderConfig:
     supports_zdr: bool = False  # can promise zero data retention / no training on data
     connect_timeout: float = 5.0
     read_timeout: float = 120.0
+    deadline: float | None = None  # total seconds of one attempt (a stream: to its first event)
+    stream_deadline: float | None = None  # total seconds of a whole stream
 
 
 @dataclass(slots=True)

@@ -20,6 +20,10 @@ of fault names served in order, the last one repeating. Faults:
     stream_endless_big  the same with 64 KB chunks
     late_ok, late_stream  `ok` / `ok_stream` after `stall` seconds (a call in flight for a while);
                   `late` is either, as the request asks
+    trickle       200 with the provider's real JSON answer, one byte every `trickle_gap` seconds (each read
+                  arrives well within the read timeout; only a total deadline stops it)
+    stream_trickle  200 SSE that sends one keep-alive comment byte every `trickle_gap` seconds, no event
+    stream_trickle_events  200 SSE whose content chunks come every `trickle_gap` seconds, never ending
     usage_absurd  200 claiming 9,999,999 completion tokens; `cost_999` claims a cost of $999
 
 Models named in `gone_models` are answered as OpenRouter answers a removed model, whatever the script:
@@ -178,6 +182,7 @@ class FakeUpstream:
     """The server's scripts and what it saw; `stall` is how long the silent faults stay silent."""
 
     stall: float = 3.0
+    trickle_gap: float = 0.1  # seconds between two bytes of the trickle faults
     # Bytes of content each endless stream sent before the gateway hung up, and whether it did.
     endless_sent: list[int] = field(default_factory=list)
     scripts: dict[str, list[str]] = field(default_factory=dict)
@@ -297,6 +302,23 @@ class FakeUpstream:
             self._send(sock, 400, "Bad Request", error_body(400, f"{model} is not a valid model ID"))
         elif fault in ("500", "503"):
             self._send(sock, int(fault), "Error", error_body(int(fault), "Upstream is having trouble"))
+        elif fault == "trickle":
+            body = openrouter_body(model) if provider == "openrouter" else openai_body(model)
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            sock.sendall(head.encode())
+            for i in range(len(body)):
+                if self._stop.wait(self.trickle_gap):
+                    return
+                sock.sendall(body[i : i + 1])
+        elif fault in ("stream_trickle", "stream_trickle_events"):
+            head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+            sock.sendall(head.encode())
+            piece = (
+                _chunked(b":") if fault == "stream_trickle" else _chunked(sse_chunk(model, {"content": "x"}))
+            )
+            stop_at = time.monotonic() + 60
+            while time.monotonic() < stop_at and not self._stop.wait(self.trickle_gap):
+                sock.sendall(piece)
         elif fault == "not_json":
             self._send(sock, 200, "OK", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
         elif fault == "read_timeout":
