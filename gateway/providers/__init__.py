@@ -221,6 +221,7 @@ async def provider_count_tokens(config: ProviderConfig, request: ChatRequest) ->
         provider=config.name,
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
+        deadline=config.deadline,
     )
     if response.status != 200:
         raise anthropic.adapter.map_error(response.status, response.body, response.headers, config)
