@@ -97,11 +97,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE makes writers queue for the lock instead of failing mid-transaction.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# Connections are checked before use (after a database restart every pooled or persistent one is
+# dead): Django then gives its psycopg pool `check_connection`, one empty round trip per borrow, so a
+# dead connection is replaced instead of failing the request (or gateway DB step) that drew it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # PostgreSQL: a psycopg pool per process. An async worker may hold many calls open at once; each of
 # their short DB steps borrows a connection and gives it back (gateway.db), so the server sees at
 # most DB_POOL_MAX_SIZE connections per worker instead of one per open call. 0 turns the pool off.
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=16)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE > 0:
+    from psycopg_pool.base import AttemptWithBackoff
+
+    # The pool refills itself after an outage, retrying every ~0.5 s: psycopg's default doubles the
+    # wait after each failure (1, 2, 4, 8, 16 s...), which kept the pool empty (every request 503,
+    # /readyz unavailable) for 20 s after a 10 s outage had ended.
+    AttemptWithBackoff.INITIAL_DELAY = env.float("DB_POOL_RECONNECT_SECONDS", default=0.5)
+    AttemptWithBackoff.DELAY_BACKOFF = 1.0
+    # A database host that does not answer fails a connect in seconds, not the OS's minutes.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+        "DB_CONNECT_TIMEOUT", default=5
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
@@ -193,6 +208,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Requests larger than this get 413 (LLM prompts can be long; images are base64).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=8 * 1024 * 1024)
+# /readyz answers within this many seconds whatever the database or Redis do (a hung check is "unavailable").
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=0.8)
 # Deepest nesting of a JSON body (smartspec/jsonbody.py); no request of any API nests past ~10.
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 
