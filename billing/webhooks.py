@@ -254,7 +254,10 @@ def stripe_event_process(*, event: dict) -> str:
             record.status = handler(event, **found) if handler else Status.IGNORED
             record.error = ""
             record.processed_at = timezone.now()
-            record.save(update_fields=["status", "error", "processed_at"])
+            # A redelivery of a failed event may carry another payload: the row keeps what was applied.
+            for name, value in fields.items():
+                setattr(record, name, value)
+            record.save(update_fields=["status", "error", "processed_at", "payload", "type", "livemode"])
             return record.status
     except Exception as exc:
         reason = exc.message if isinstance(exc, APIError) else f"{type(exc).__name__} while processing"

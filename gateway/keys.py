@@ -95,6 +95,19 @@ def api_keys_uncache(*, key_hashes: list[str]) -> None:
         cache.set_many({_cache_key(h): _REVOKED for h in key_hashes}, settings.API_KEY_CACHE_SECONDS)
 
 
+def api_keys_user_status_changed(*, user: AbstractBaseUser) -> None:
+    """A user was saved: if inactive, none of their keys is served from the cache any more, on any
+    worker, from now on (a tombstone, as for a revocation); if active, cached copies and tombstones
+    are dropped so the keys are read afresh (a reactivated user's keys work again at once)."""
+    hashes = list(
+        ApiKey.objects.filter(user=user, revoked_at__isnull=True).values_list("key_hash", flat=True)
+    )
+    if not user.is_active:
+        api_keys_uncache(key_hashes=hashes)
+    elif hashes:
+        cache.delete_many([_cache_key(h) for h in hashes])
+
+
 def api_key_cache_drop(*, api_key: ApiKey) -> None:
     """Forget the cached copy after an edit (limits, name), so every worker reads the new row."""
     cache.delete(_cache_key(api_key.key_hash))

@@ -48,7 +48,9 @@ def _iso(ts: float | None) -> str | None:
 
 
 class ProviderHealthListApi(APIView):
-    """Health of every provider (model null) and provider+model seen in the rolling window."""
+    """Provider health. Staff see every provider and provider+model row in the rolling window, with
+    the last error, probes and circuit state; customers see one aggregate row per provider (healthy,
+    success rate, latency): no error text, no models, nothing about how the gateway is failing."""
 
     class OutputSerializer(serializers.Serializer):
         provider = serializers.CharField()
@@ -70,9 +72,23 @@ class ProviderHealthListApi(APIView):
         circuit = serializers.ChoiceField(choices=["closed", "open", "half_open"], allow_null=True)
         circuit_open_until = serializers.CharField(allow_null=True)
 
-    @extend_schema(responses=OutputSerializer(many=True))
+    class CustomerOutputSerializer(serializers.Serializer):
+        provider = serializers.CharField()
+        healthy = serializers.BooleanField()
+        success_rate = serializers.FloatField(allow_null=True)
+        latency_p50_ms = serializers.FloatField(allow_null=True)
+        latency_p95_ms = serializers.FloatField(allow_null=True)
+
+    @extend_schema(
+        responses=OutputSerializer(many=True),
+        description="Staff get these rows; other callers one row per provider with provider, healthy, "
+        "success_rate, latency_p50_ms and latency_p95_ms only.",
+    )
     def get(self, request):
         rows = ProviderHealthMonitor().get_all_provider_health()
+        if not request.user.is_staff:
+            summary = [row for row in rows if row["model"] is None]
+            return Response({"providers": self.CustomerOutputSerializer(summary, many=True).data})
         for row in rows:
             row["last_error_at"] = _iso(row["last_error_at"])
             row["last_probe_at"] = _iso(row["last_probe_at"])

@@ -183,6 +183,29 @@ def test_failed_event_is_retried_on_redelivery(deliver, django_user_model):
     assert StripeEvent.objects.get().status == "processed"
 
 
+def test_a_failed_event_redelivered_with_another_payload_stores_what_was_applied(deliver, user):
+    """The first delivery fails (a user id that names nobody); the redelivery of the same event id
+    carries a good payload and is applied: the stored payload is the applied one, not the first."""
+    session = s.checkout_session(
+        user_id=4242, cents=10000, session_id="cs_test_two", payment_intent="pi_3Two"
+    )
+    evt = s.event("checkout.session.completed", session)
+    assert deliver(evt).status_code == 400
+    assert StripeEvent.objects.get().payload["data"]["object"]["client_reference_id"] == "4242"
+
+    fixed = s.event(
+        "checkout.session.completed",
+        s.checkout_session(user_id=user.pk, cents=10000, session_id="cs_test_two", payment_intent="pi_3Two"),
+        event_id=evt["id"],
+    )
+    assert deliver(fixed).json()["status"] == "processed"
+    stored = StripeEvent.objects.get()
+    assert stored.status == "processed"
+    assert stored.payload["data"]["object"]["client_reference_id"] == str(user.pk)
+    assert stored.payload["data"]["object"]["metadata"] == {"user_id": str(user.pk)}
+    assert selectors.balance_get(user=user)["balance"] == 86_956 * C
+
+
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", json.dumps({"type": "x"}).encode()])
 def test_signed_garbage_is_400(deliver, raw):
     response = deliver(None, raw=raw)

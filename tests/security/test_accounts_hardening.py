@@ -1,0 +1,112 @@
+"""Accounts and keys (issue 11): deactivating a user stops their keys at once (not when the key cache
+expires), by any path that saves the user; login throttling by account and by IP; staff limits on a
+key are a ceiling its owner can lower but not raise; customers see aggregate provider health only."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+CHAT = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _whoami(api_key) -> int:
+    return Client().get("/api/auth/whoami", HTTP_AUTHORIZATION=f"Bearer {api_key}").status_code
+
+
+def _chat(api_key) -> int:
+    return (
+        Client()
+        .post(
+            "/v1/chat/completions",
+            CHAT,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {api_key}",
+        )
+        .status_code
+    )
+
+
+@pytest.mark.parametrize("path", ["model_save", "admin"])
+def test_deactivating_a_user_stops_their_cached_keys_at_once(
+    demo_only, user, api_key, settings, django_user_model, path
+):
+    from tests.gateway.conftest import grant
+
+    settings.API_KEY_CACHE_SECONDS = 3600
+    grant(user, 1000)
+    assert _whoami(api_key) == 200 and _chat(api_key) == 200  # the key is now in the cache
+    if path == "model_save":
+        user.is_active = False
+        user.save()
+    else:
+        staff = django_user_model.objects.create_superuser(username="root", password="pw-root-123")
+        admin = Client()
+        admin.force_login(staff)
+        page = admin.get(f"/admin/auth/user/{user.pk}/change/")
+        assert page.status_code == 200
+        form = page.context["adminform"].form
+        data = {k: v for k, v in form.initial.items() if v is not None and k != "password"}
+        data.update(
+            {
+                "username": user.username,
+                "is_active": "",
+                "date_joined_0": "2026-01-01",
+                "date_joined_1": "00:00:00",
+                "last_login_0": "",
+                "last_login_1": "",
+            }
+        )
+        data.pop("groups", None)
+        data.pop("user_permissions", None)
+        response = admin.post(f"/admin/auth/user/{user.pk}/change/", data)
+        assert response.status_code == 302, response.content[:2000]
+        user.refresh_from_db()
+        assert not user.is_active
+    assert _whoami(api_key) == 401
+    assert _chat(api_key) == 401
+    # Reactivated: the same key works again at once.
+    user.is_active = True
+    user.save()
+    assert _whoami(api_key) == 200
+
+
+def test_a_login_that_saves_only_last_login_reads_no_keys(user, django_assert_num_queries):
+    from gateway.signals import user_saved
+
+    with django_assert_num_queries(0):
+        user_saved(sender=type(user), instance=user, update_fields={"last_login"})
+
+
+def test_customers_see_aggregate_provider_health_and_staff_the_detail(
+    user, api_key, django_user_model, settings
+):
+    import uuid
+
+    from monitoring.services import ProviderHealthMonitor
+
+    settings.HEALTH_KEY_PREFIX = f"test-acct-health-{uuid.uuid4().hex[:8]}"
+    monitor = ProviderHealthMonitor()
+    for ok in (True, False):
+        monitor.record_attempt(
+            provider="openrouter",
+            model="openai/gpt-4o",
+            ok=ok,
+            latency_ms=120,
+            error_class="" if ok else "UpstreamTimeout",
+        )
+    customer = Client().get("/api/monitoring/providers", HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    assert customer.status_code == 200
+    rows = customer.json()["providers"]
+    assert [r["provider"] for r in rows] == ["openrouter"]
+    assert set(rows[0]) == {"provider", "healthy", "success_rate", "latency_p50_ms", "latency_p95_ms"}
+    assert "UpstreamTimeout" not in customer.content.decode()
+
+    staff = django_user_model.objects.create_user(username="ops", password="pw-ops-12345", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    detail = client.get("/api/monitoring/providers").json()["providers"]
+    assert {r["model"] for r in detail} == {None, "openai/gpt-4o"}
+    assert any(r["last_error"] == "UpstreamTimeout" for r in detail)
