@@ -1,4 +1,5 @@
-"""Request ids, and JSON errors on API paths (never an HTML error page there).
+"""Request ids, JSON errors on API paths (never an HTML error page there), and the
+Content-Security-Policy of every HTML page.
 
 Both middlewares work in sync and async mode, so the ASGI hot path never
 hops to a thread just to pass through them.
@@ -106,5 +107,27 @@ def api_error_middleware(get_response):
             if is_api_path(request.path) and _too_large(request):
                 return error_response_for(request.path, RequestTooLarge())
             return _as_json(request, get_response(request))
+
+    return middleware
+
+
+def _with_csp(response):
+    # Every HTML page, whichever app or Django itself rendered it; other types need none.
+    if response.get("Content-Type", "").startswith("text/html") and "Content-Security-Policy" not in response:
+        response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY
+    return response
+
+
+@sync_and_async_middleware
+def content_security_policy_middleware(get_response):
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request):
+            return _with_csp(await get_response(request))
+
+    else:
+
+        def middleware(request):
+            return _with_csp(get_response(request))
 
     return middleware

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "smartspec.middleware.content_security_policy_middleware",
     "smartspec.middleware.api_error_middleware",
 ]
 
@@ -212,6 +213,16 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=8 * 1024 * 10
 READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=0.8)
 # Deepest nesting of a JSON body (smartspec/jsonbody.py); no request of any API nests past ~10.
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
+
+# Every HTML page: scripts only from our own static files (the dashboard's JS and the vendored
+# Chart.js; no inline script, no eval), no plugins, no framing, forms post only here. Inline styles
+# stay allowed (Django admin's widgets and the API docs set some); they cannot run code.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
 
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True

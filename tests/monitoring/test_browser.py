@@ -69,6 +69,16 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
+def _wait_for(page, expression: str, *, arg=None, timeout: float = 30000) -> None:
+    """Playwright's wait_for_function, polled from here: its in-page polling compiles the predicate
+    with eval, which the pages' Content-Security-Policy refuses (page.evaluate is not subject to it)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {expression[:80]!r}")
+        page.wait_for_timeout(50)
+
+
 def _both_widths(page, name: str, before_shot=None) -> None:
     """Screenshot the current page at desktop and phone width; at 390 px nothing may overflow."""
     page.set_viewport_size(DESKTOP)
@@ -78,7 +88,7 @@ def _both_widths(page, name: str, before_shot=None) -> None:
     page.set_viewport_size(PHONE)
     # Charts re-fit after their resize observer fires: wait for the layout rather than a fixed pause.
     try:
-        page.wait_for_function(f"({OVERFLOW})().length === 0", timeout=5000)
+        _wait_for(page, f"({OVERFLOW})().length === 0", timeout=5000)
     except Exception:
         pass
     offenders = page.evaluate(OVERFLOW)
@@ -126,6 +136,20 @@ def test_dashboard_journey(monkeypatch, asgi_server, django_user_model, make_usa
     page.set_default_timeout(30000)  # a loaded CI machine, not a slow page
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The Content-Security-Policy refuses nothing the pages load (a refusal is a console error).
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    csp_headers = []
+    page.on(
+        "response",
+        lambda r: (
+            csp_headers.append(r.headers.get("content-security-policy"))
+            if r.request.resource_type == "document"
+            else None
+        ),
+    )
 
     # Sign up (with an email), then log out and back in through the login page.
     page.goto(f"{base}/accounts/signup/")
@@ -199,16 +223,17 @@ def test_dashboard_journey(monkeypatch, asgi_server, django_user_model, make_usa
     page.wait_for_selector("#result:not([hidden])")
     assert "hello to the dashboard" in page.inner_text("[data-testid=answer] >> nth=0")
     assert "billed at the catalog price" in page.inner_text("[data-testid=answer] >> nth=0")
-    page.wait_for_function(f"document.querySelector('[data-testid=available]').textContent !== {before!r}")
+    _wait_for(page, f"document.querySelector('[data-testid=available]').textContent !== {before!r}")
     page.fill("textarea[name=prompt]", "And a second turn")
     with page.expect_response("**/api/llm/chat") as second:
         page.click("#send")
     sent = second.value.request.post_data_json["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]  # multi-turn: the history goes along
     assert sent[1]["content"].startswith("Demo answer: Say hello to the dashboard")
-    page.wait_for_function("document.querySelectorAll('[data-testid=answer]').length === 2")
-    page.wait_for_function(
-        "document.querySelectorAll('[data-testid=answer]')[1].textContent.startsWith('Demo answer: And a second')"
+    _wait_for(page, "document.querySelectorAll('[data-testid=answer]').length === 2")
+    _wait_for(
+        page,
+        "document.querySelectorAll('[data-testid=answer]')[1].textContent.startsWith('Demo answer: And a second')",
     )
     # The stream's usage row is written as the stream closes, just after its last byte.
     for _ in range(50):
@@ -220,7 +245,7 @@ def test_dashboard_journey(monkeypatch, asgi_server, django_user_model, make_usa
         time.sleep(0.1)
     assert len(charges) == 2 and all(c > 0 for c in charges)
     available = credits_display(balance_get(user=carol)["available"])
-    page.wait_for_function(f"document.querySelector('[data-testid=available]').textContent === {available!r}")
+    _wait_for(page, f"document.querySelector('[data-testid=available]').textContent === {available!r}")
     assert "credits ($" in page.inner_text("[data-testid=credits-charged]")
     _both_widths(page, "playground")
 
@@ -234,15 +259,15 @@ def test_dashboard_journey(monkeypatch, asgi_server, django_user_model, make_usa
     assert page.inner_text("[data-testid=spent]") == credits_display(spent + sum(charges))
     assert page.inner_text("[data-testid=tokens]").replace(",", "").isdigit()
     assert "," in page.inner_text("[data-testid=tokens]")
-    page.wait_for_function(
-        "() => window.Chart && Chart.getChart('chart-daily') && Chart.getChart('chart-models')"
+    _wait_for(
+        page, "() => !!(window.Chart && Chart.getChart('chart-daily') && Chart.getChart('chart-models'))"
     )
     legend = page.evaluate("Chart.getChart('chart-models').data.labels")
     assert "" not in legend and "-" not in legend
     assert "failed before a provider" in page.evaluate("Chart.getChart('chart-providers').data.labels")
     for chart in ("chart-daily", "chart-models", "chart-providers"):
         # Fails with a timeout if the canvas never gets a single painted pixel.
-        page.wait_for_function(CANVAS_DRAWN, arg=chart, timeout=15000)
+        _wait_for(page, CANVAS_DRAWN, arg=chart, timeout=15000)
     page.wait_for_timeout(800)  # cosmetic: the screenshots show the charts after their entry animation
     _both_widths(page, "dashboard", before_shot=lambda: page.wait_for_timeout(800))
 
@@ -301,6 +326,7 @@ def test_dashboard_journey(monkeypatch, asgi_server, django_user_model, make_usa
     _both_widths(page, "not-found")
 
     assert errors == []
+    assert csp_headers and all(h and "script-src 'self'" in h for h in csp_headers), csp_headers
 
 
 def test_topup_of_777_goes_through_stripe_checkout_and_back(live_server, settings, user, browser):

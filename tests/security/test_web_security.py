@@ -357,3 +357,52 @@ def test_secrets_and_upstream_bodies_never_reach_clients_pages_or_logs(
     log = log_tail()
     assert "upstream" in log  # the failures were logged, just not their secrets or bodies
     _assert_clean([*texts, log])
+
+
+# --- Content-Security-Policy (issue 11) ------------------------------------------------------------
+
+CSP_PAGES = [
+    "/",
+    "/keys/",
+    "/playground/",
+    "/topup/",
+    "/transactions/",
+    "/accounts/login/",
+    "/accounts/signup/",
+    "/accounts/password_reset/",
+    "/admin/",
+    "/admin/auth/user/",
+    "/staff/",
+    "/api/docs/",
+    "/no-such-page/",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", CSP_PAGES)
+def test_every_html_page_carries_a_script_tight_csp_and_no_inline_script(path, django_user_model, catalog):
+    staff = django_user_model.objects.create_superuser(username="csp", password="pw-csp-12345")
+    client = Client()
+    if not path.startswith("/accounts/"):
+        client.force_login(staff)
+    response = client.get(path, follow=False)
+    assert response["Content-Type"].startswith("text/html"), (path, response.status_code)
+    policy = response["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+    html = response.content.decode()
+    # Every script is a file of ours (no inline code, no other origin), and no inline handler.
+    for tag in re.findall(r"<script\b[^>]*>", html):
+        if 'type="application/json"' in tag:
+            continue  # data (json_script), never executed
+        src = re.search(r'src="([^"]+)"', tag)
+        assert src and src.group(1).startswith("/"), (path, tag)
+    assert not re.search(r"\son[a-z]+=\"", html), path
+
+
+@pytest.mark.django_db
+def test_api_responses_and_the_docs_script_are_not_html_pages(api_client):
+    assert "Content-Security-Policy" not in api_client.get("/api/credits/balance")
+    script = Client().get("/api/docs/?script=")
+    assert script.status_code == 200 and "javascript" in script["Content-Type"]
