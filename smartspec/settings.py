@@ -224,6 +224,13 @@ CONTENT_SECURITY_POLICY = env_str(
     "frame-ancestors 'none'",
 )
 
+# Sign-in throttling (smartspec.login_throttle): failed attempts per account and per address within
+# the window, after which that account / address is locked out for the rest of it.
+LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=5)
+LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=20)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+LOGIN_THROTTLE_KEY_PREFIX = env_str("LOGIN_THROTTLE_KEY_PREFIX", "ss:login")
+
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

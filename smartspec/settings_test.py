@@ -29,6 +29,9 @@ os.environ.setdefault("SETTLE_JOURNAL_DIR", tempfile.mkdtemp(prefix="ss-settle-j
 os.environ.setdefault("CIRCUIT_MIN_CALLERS", "1")
 os.environ.setdefault("LOG_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test-logs"))
 
+# Sign-in throttle counters of one run (and its live servers) never meet another's in Redis.
+os.environ.setdefault("LOGIN_THROTTLE_KEY_PREFIX", f"test-login-{os.getpid()}-{os.urandom(4).hex()}")
+
 from .settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

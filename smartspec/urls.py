@@ -6,9 +6,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import views
+from .forms import ThrottledAdminAuthenticationForm
 
 # The app list sidebar takes 300 px of every admin page: off, so the lists fit 1,400 px.
 admin.site.enable_nav_sidebar = False
+# Admin's sign-in is throttled like the login page's (smartspec.login_throttle).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -16,7 +19,7 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),
     # Password reset with Django's own views (password_reset, _done, _confirm, _complete); the

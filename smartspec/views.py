@@ -7,6 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import JsonResponse
@@ -25,7 +26,7 @@ from .errors import (
     error_response_for,
     is_api_path,
 )
-from .forms import SignupForm
+from .forms import SignupForm, ThrottledAuthenticationForm
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,18 @@ def readyz(request):
     return JsonResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
     )
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page with the throttled form; a locked-out attempt is a 429."""
+
+    authentication_form = ThrottledAuthenticationForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.throttled():
+            response.status_code = 429
+        return response
 
 
 def signup(request):

@@ -27,6 +27,14 @@ def pytest_runtest_setup(item):
             pytest.skip(f"needs {var}")
 
 
+@pytest.fixture(autouse=True)
+def _own_login_throttle(settings):
+    """Failed sign-ins of one test never lock out another's (the counters live in Redis)."""
+    import uuid
+
+    settings.LOGIN_THROTTLE_KEY_PREFIX = f"test-login-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
 def user(django_user_model):
     return django_user_model.objects.create_user(username="alice", password="pw-alice-123")

@@ -110,3 +110,52 @@ def test_customers_see_aggregate_provider_health_and_staff_the_detail(
     detail = client.get("/api/monitoring/providers").json()["providers"]
     assert {r["model"] for r in detail} == {None, "openai/gpt-4o"}
     assert any(r["last_error"] == "UpstreamTimeout" for r in detail)
+
+
+def _login(client, username: str, password: str, **extra):
+    return client.post("/accounts/login/", {"username": username, "password": password}, **extra)
+
+
+def test_login_is_throttled_by_account_and_the_right_password_then_fails_too(user, settings):
+    settings.LOGIN_FAILURES_PER_ACCOUNT = 5
+    settings.LOGIN_FAILURES_PER_IP = 1000
+    for i in range(5):
+        # From five different addresses: the account's own count locks it.
+        response = _login(Client(), "alice", f"wrong-{i}", REMOTE_ADDR=f"10.0.0.{i + 1}")
+        assert response.status_code == 200 and "Please enter a correct username" in response.content.decode()
+    locked = _login(Client(), "ALICE", "pw-alice-123", REMOTE_ADDR="10.0.0.99")
+    assert locked.status_code == 429
+    assert "Too many failed sign-in attempts" in locked.content.decode()
+    assert "_auth_user_id" not in locked.wsgi_request.session
+    # Another account is not affected.
+    Client().get("/")
+    bob = type(user).objects.create_user(username="bob", password="pw-bob-123")
+    assert _login(Client(), bob.username, "pw-bob-123").status_code == 302
+
+
+def test_login_is_throttled_by_address_across_accounts(user, settings):
+    settings.LOGIN_FAILURES_PER_ACCOUNT = 1000
+    settings.LOGIN_FAILURES_PER_IP = 10
+    for i in range(10):
+        assert _login(Client(), f"someone-{i}", "guess", REMOTE_ADDR="203.0.113.7").status_code == 200
+    assert _login(Client(), "alice", "pw-alice-123", REMOTE_ADDR="203.0.113.7").status_code == 429
+    assert _login(Client(), "alice", "pw-alice-123", REMOTE_ADDR="203.0.113.8").status_code == 302
+
+
+def test_a_successful_login_clears_the_account_count(user, settings):
+    settings.LOGIN_FAILURES_PER_ACCOUNT = 3
+    for _ in range(2):
+        assert _login(Client(), "alice", "nope").status_code == 200
+    assert _login(Client(), "alice", "pw-alice-123").status_code == 302
+    for _ in range(2):
+        assert _login(Client(), "alice", "nope").status_code == 200
+    assert _login(Client(), "alice", "pw-alice-123").status_code == 302
+
+
+def test_admin_sign_in_is_throttled_too(django_user_model, settings):
+    settings.LOGIN_FAILURES_PER_ACCOUNT = 3
+    django_user_model.objects.create_superuser(username="root", password="pw-root-12345")
+    for _ in range(3):
+        Client().post("/admin/login/", {"username": "root", "password": "bad"})
+    response = Client().post("/admin/login/", {"username": "root", "password": "pw-root-12345"})
+    assert response.status_code == 200 and "Too many failed sign-in attempts" in response.content.decode()
