@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
@@ -14,8 +15,34 @@ from .tasks import catalog_sync
 
 
 class ApiKeyAdminForm(ApiKeyLimitsForm):
+    """Staff edit the key's own limits and the ceilings its owner cannot pass (in credits)."""
+
+    enforce_ceilings = False
+    credit_fields = (*ApiKeyLimitsForm.credit_fields, "ceiling_credits_per_day", "ceiling_credits_per_month")
+    ceiling_credits_per_day_credits = forms.DecimalField(
+        label="Ceiling: credits per day",
+        required=False,
+        min_value=0,
+        max_digits=18,
+        decimal_places=6,
+        help_text="The most the owner may set (or leave unset) per UTC day; empty: no ceiling.",
+    )
+    ceiling_credits_per_month_credits = forms.DecimalField(
+        label="Ceiling: credits per month",
+        required=False,
+        min_value=0,
+        max_digits=18,
+        decimal_places=6,
+        help_text="The most the owner may set per UTC calendar month; empty: no ceiling.",
+    )
+
     class Meta(ApiKeyLimitsForm.Meta):
-        fields = ("name", *ApiKeyLimitsForm.Meta.fields)
+        fields = (
+            "name",
+            *ApiKeyLimitsForm.Meta.fields,
+            "ceiling_requests_per_minute",
+            "ceiling_tokens_per_minute",
+        )
 
 
 @admin.register(ApiKey)
@@ -42,6 +69,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "tokens_per_minute",
         "credits_per_day_credits",
         "credits_per_month_credits",
+        "ceiling_requests_per_minute",
+        "ceiling_tokens_per_minute",
+        "ceiling_credits_per_day_credits",
+        "ceiling_credits_per_month_credits",
         "created_at",
         "last_used_at",
         "revoked_at",

@@ -58,14 +58,57 @@ class ApiKeyLimitsForm(forms.ModelForm):
         model = ApiKey
         fields = ("requests_per_minute", "tokens_per_minute")
 
+    # The key's owner edits it (the dashboard): a limit may not pass the staff ceiling on it.
+    enforce_ceilings = True
+    credit_fields = ("credits_per_day", "credits_per_month")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.initial["credits_per_day_credits"] = _credits(self.instance.credits_per_day)
-            self.initial["credits_per_month_credits"] = _credits(self.instance.credits_per_month)
+            for name in self.credit_fields:
+                self.initial[f"{name}_credits"] = _credits(getattr(self.instance, name))
+        if self.enforce_ceilings:
+            for name, field in self._limit_fields():
+                ceiling = getattr(self.instance, f"ceiling_{name}")
+                if ceiling is not None:
+                    # Shown beside the field on the keys page (help texts are not).
+                    shown = self._shown(name, ceiling)
+                    field.ceiling_note = f"Staff limit: at most {shown}; empty: that limit."
+
+    _LIMITS = ("requests_per_minute", "tokens_per_minute", "credits_per_day", "credits_per_month")
+
+    @staticmethod
+    def _form_name(name: str) -> str:
+        return f"{name}_credits" if name.endswith(("per_day", "per_month")) else name
+
+    def _shown(self, name: str, value: int) -> str:
+        return f"{_credits(value):,} credits" if name.endswith(("per_day", "per_month")) else f"{value:,}"
+
+    def _limit_fields(self):
+        for name in self._LIMITS:
+            if self._form_name(name) in self.fields:
+                yield name, self.fields[self._form_name(name)]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.enforce_ceilings:
+            return cleaned
+        for name, _field in self._limit_fields():
+            ceiling = getattr(self.instance, f"ceiling_{name}")
+            value = cleaned.get(self._form_name(name))
+            if ceiling is None or value is None:
+                continue  # empty: the staff ceiling applies
+            own = credits_to_micro(value) if name.endswith(("per_day", "per_month")) else value
+            if own > ceiling:
+                self.add_error(
+                    self._form_name(name),
+                    f"Staff set this key's limit to at most {self._shown(name, ceiling)}; "
+                    "you can lower it, not raise it.",
+                )
+        return cleaned
 
     def save(self, commit: bool = True) -> ApiKey:
-        for name in ("credits_per_day", "credits_per_month"):
+        for name in self.credit_fields:
             value = self.cleaned_data.get(f"{name}_credits")
             setattr(self.instance, name, None if value is None else credits_to_micro(value))
         api_key = super().save(commit=commit)

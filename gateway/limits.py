@@ -55,10 +55,11 @@ class KeyLimits:
         limits = cls(
             key_id=api_key.pk,
             user_id=api_key.user_id,
-            requests_per_minute=api_key.requests_per_minute,
-            tokens_per_minute=api_key.tokens_per_minute,
-            credits_per_day=api_key.credits_per_day,
-            credits_per_month=api_key.credits_per_month,
+            # The lower of the key's own limit and the staff ceiling on it.
+            requests_per_minute=api_key.limit("requests_per_minute"),
+            tokens_per_minute=api_key.limit("tokens_per_minute"),
+            credits_per_day=api_key.limit("credits_per_day"),
+            credits_per_month=api_key.limit("credits_per_month"),
         )
         return limits if limits.any else None
 

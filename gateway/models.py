@@ -35,6 +35,20 @@ class ApiKey(models.Model):
         blank=True,
         help_text="Micro-credits this key may spend per UTC calendar month; empty: no cap.",
     )
+    # Ceilings staff set (admin): the limit that applies is the lower of the key's own and its
+    # ceiling, so the key's owner can lower a limit but never raise or clear one staff set.
+    ceiling_requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Staff ceiling on calls per minute; empty: none."
+    )
+    ceiling_tokens_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Staff ceiling on tokens per minute; empty: none."
+    )
+    ceiling_credits_per_day = models.BigIntegerField(
+        null=True, blank=True, help_text="Staff ceiling in micro-credits per UTC day; empty: none."
+    )
+    ceiling_credits_per_month = models.BigIntegerField(
+        null=True, blank=True, help_text="Staff ceiling in micro-credits per UTC month; empty: none."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -48,6 +62,16 @@ class ApiKey(models.Model):
                 condition=models.Q(credits_per_month__gte=0) | models.Q(credits_per_month__isnull=True),
                 name="apikey_credits_per_month_gte_0",
             ),
+            models.CheckConstraint(
+                condition=models.Q(ceiling_credits_per_day__gte=0)
+                | models.Q(ceiling_credits_per_day__isnull=True),
+                name="apikey_ceiling_credits_per_day_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ceiling_credits_per_month__gte=0)
+                | models.Q(ceiling_credits_per_month__isnull=True),
+                name="apikey_ceiling_credits_per_month_gte_0",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -56,6 +80,11 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def limit(self, name: str) -> int | None:
+        """The limit that applies: the lower of the key's own `name` and the staff ceiling on it."""
+        values = [v for v in (getattr(self, name), getattr(self, f"ceiling_{name}")) if v is not None]
+        return min(values) if values else None
 
 
 class ModelCatalogEntry(models.Model):

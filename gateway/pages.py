@@ -53,16 +53,17 @@ def _per_million(price) -> str:
 
 
 def _limits_summary(key) -> str:
-    """The key's saved limits in one line: "60 requests/min · 100.00 credits/day"; "no limits"."""
+    """The limits that apply to the key (its own, or the staff ceiling when lower), in one line:
+    "60 requests/min · 100.00 credits/day"; "no limits"."""
     parts = []
-    if key.requests_per_minute is not None:
-        parts.append(f"{key.requests_per_minute:,} requests/min")
-    if key.tokens_per_minute is not None:
-        parts.append(f"{key.tokens_per_minute:,} tokens/min")
-    if key.credits_per_day is not None:
-        parts.append(f"{credits_display(key.credits_per_day)} credits/day")
-    if key.credits_per_month is not None:
-        parts.append(f"{credits_display(key.credits_per_month)} credits/month")
+    if (rpm := key.limit("requests_per_minute")) is not None:
+        parts.append(f"{rpm:,} requests/min")
+    if (tpm := key.limit("tokens_per_minute")) is not None:
+        parts.append(f"{tpm:,} tokens/min")
+    if (per_day := key.limit("credits_per_day")) is not None:
+        parts.append(f"{credits_display(per_day)} credits/day")
+    if (per_month := key.limit("credits_per_month")) is not None:
+        parts.append(f"{credits_display(per_month)} credits/month")
     return " · ".join(parts) or "no limits"
 
 

@@ -159,3 +159,72 @@ def test_admin_sign_in_is_throttled_too(django_user_model, settings):
         Client().post("/admin/login/", {"username": "root", "password": "bad"})
     response = Client().post("/admin/login/", {"username": "root", "password": "pw-root-12345"})
     assert response.status_code == 200 and "Too many failed sign-in attempts" in response.content.decode()
+
+
+def test_staff_limits_are_a_ceiling_the_owner_can_lower_but_not_raise_or_clear(
+    user, django_user_model, settings
+):
+    from gateway.keys import api_key_create
+    from gateway.limits import KeyLimits
+    from gateway.models import ApiKey
+
+    key, _ = api_key_create(user=user)
+    staff = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123")
+    admin = Client()
+    admin.force_login(staff)
+    r = admin.post(
+        f"/admin/gateway/apikey/{key.pk}/change/",
+        {
+            "name": "ci",
+            "requests_per_minute": "",
+            "tokens_per_minute": "",
+            "credits_per_day_credits": "",
+            "credits_per_month_credits": "",
+            "ceiling_requests_per_minute": "30",
+            "ceiling_tokens_per_minute": "",
+            "ceiling_credits_per_day_credits": "12.5",
+            "ceiling_credits_per_month_credits": "",
+        },
+    )
+    assert r.status_code == 302, r.content.decode()[:2000]
+    key.refresh_from_db()
+    assert (key.ceiling_requests_per_minute, key.ceiling_credits_per_day) == (30, 12_500_000)
+    limits = KeyLimits.from_api_key(key)
+    assert (limits.requests_per_minute, limits.credits_per_day) == (30, 12_500_000)
+
+    owner = Client()
+    owner.force_login(user)
+    page = owner.get("/keys/").content.decode()
+    assert "Staff limit: at most 30" in page and "30 requests/min" in page
+    # Raising past the ceiling is refused, naming it; nothing is saved.
+    raised = owner.post(f"/keys/{key.pk}/limits/", {"requests_per_minute": "100"}, follow=True)
+    assert "you can lower it, not raise it" in raised.content.decode()
+    key.refresh_from_db()
+    assert key.requests_per_minute is None
+    # Clearing (an empty form) leaves the ceiling in force.
+    assert owner.post(f"/keys/{key.pk}/limits/", {}).status_code == 302
+    key.refresh_from_db()
+    assert KeyLimits.from_api_key(key).requests_per_minute == 30
+    assert KeyLimits.from_api_key(key).credits_per_day == 12_500_000
+    # Lowering works, and is what applies.
+    form = {"requests_per_minute": "10", "credits_per_day_credits": "2"}
+    assert owner.post(f"/keys/{key.pk}/limits/", form).status_code == 302
+    key = ApiKey.objects.get(pk=key.pk)
+    limits = KeyLimits.from_api_key(key)
+    assert (limits.requests_per_minute, limits.credits_per_day) == (10, 2_000_000)
+    too_much = owner.post(f"/keys/{key.pk}/limits/", {"credits_per_day_credits": "13"}, follow=True)
+    assert "at most 12.5" in too_much.content.decode() or "at most 12.50" in too_much.content.decode()
+    key.refresh_from_db()
+    assert key.credits_per_day == 2_000_000
+
+
+def test_the_ceiling_is_enforced_on_calls(demo_only, user, api_key, settings, limits_prefix):
+    from gateway.models import ApiKey
+    from tests.gateway.conftest import grant
+
+    grant(user, 1000)
+    ApiKey.objects.filter(user=user).update(ceiling_requests_per_minute=2, requests_per_minute=None)
+    from gateway.keys import api_keys_user_status_changed
+
+    api_keys_user_status_changed(user=user)  # drop the cached key
+    assert [_chat(api_key) for _ in range(3)] == [200, 200, 429]
