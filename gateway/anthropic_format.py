@@ -462,6 +462,10 @@ def content_blocks(response: LLMResponse) -> list[dict[str, Any]]:
         return response.blocks
     message = response.message or {"content": response.content}
     blocks: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning") or message.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        # Another model's reasoning, as a thinking block without Anthropic's signature.
+        blocks.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = message.get("content")
     if isinstance(text, str) and text:
         blocks.append({"type": "text", "text": text})

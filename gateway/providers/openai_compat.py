@@ -77,6 +77,16 @@ def _body_error(error: Any, provider: str) -> UpstreamError:
     return tag(UpstreamUnavailable(f"{provider} reported an error while answering."), provider, 200, None)
 
 
+def _reasoning_text(part: dict[str, Any]) -> str:
+    """A delta's or message's reasoning text: OpenRouter's `reasoning`, or `reasoning_content` (Z.AI,
+    DeepSeek-style servers). Output the model produced, which the Messages face shows as thinking."""
+    for name in ("reasoning", "reasoning_content"):
+        value = part.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 class OpenAICompatStreamParser:
     def __init__(self, config: ProviderConfig):
         self.provider = config.name
@@ -114,6 +124,7 @@ class OpenAICompatStreamParser:
                 finish_reason=choice.get("finish_reason") or None,
                 logprobs=choice.get("logprobs") or None,
                 upstream_id=upstream_id,
+                thinking=_reasoning_text(part),
             )
             if delta.finish_reason == "error":
                 raise tag(
@@ -124,7 +135,7 @@ class OpenAICompatStreamParser:
                 )
             if delta.finish_reason:
                 self.finished = True
-            if delta.content or delta.tool_calls or delta.finish_reason or delta.logprobs:
+            if delta.content or delta.tool_calls or delta.finish_reason or delta.logprobs or delta.thinking:
                 deltas.append(delta)
         usage = _usage(chunk, self.provider)
         if usage is not None:

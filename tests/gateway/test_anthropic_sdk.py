@@ -926,3 +926,33 @@ def test_anthropics_own_stop_reason_and_sequence_come_back(direct, funded_user, 
 
     assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "\n\nHuman:")
     assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
+
+
+def test_another_models_reasoning_comes_back_as_thinking(providers, funded_user, claude):
+    base = {"id": "gen-2", "provider": "Z.AI", "model": "z-ai/glm-4.7", "object": "chat.completion.chunk"}
+    pieces = [
+        {"role": "assistant", "content": "", "reasoning": "Two plus two "},
+        {"content": "", "reasoning": "is four."},
+        {"content": "4"},
+    ]
+    chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in pieces]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    usage = {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42, "cost": 0.00005}
+    chunks.append({**base, "choices": [], "usage": usage})
+    payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    answer = openrouter_completion(model="z-ai/glm-4.7", content="4", cost="0.00005")
+    answer["choices"][0]["message"]["reasoning"] = "Two plus two is four."
+    providers.on(
+        OPENROUTER_HOST,
+        lambda req, body: sse_response(payload) if body.get("stream") else json_response(200, answer),
+    )
+    ask = [{"role": "user", "content": "2+2?"}]
+
+    message = claude.messages.create(model="z-ai/glm-4.7", max_tokens=200, messages=ask)
+    with claude.messages.stream(model="z-ai/glm-4.7", max_tokens=200, messages=ask) as stream:
+        final = stream.get_final_message()
+
+    for answered in (message, final):
+        assert [b.type for b in answered.content] == ["thinking", "text"]
+        assert answered.content[0].thinking == "Two plus two is four." and answered.content[1].text == "4"
+    assert sum(r.credits for r in usage_rows()) == 100_000
