@@ -451,7 +451,7 @@ def usage(response: LLMResponse) -> dict[str, Any]:
 def _tool_input(arguments: Any) -> dict[str, Any]:
     try:
         value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         value = {}
     return value if isinstance(value, dict) else {"value": value}
 

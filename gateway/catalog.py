@@ -638,7 +638,7 @@ async def openrouter_models_fetch(*, path: str = "/models") -> dict[str, Any]:
         raise ValueError(f"OpenRouter {path} answered HTTP {response.status}")
     try:
         return json.loads(response.body, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValueError(f"OpenRouter {path} answered with a body that is not JSON") from None
 
 

@@ -106,7 +106,7 @@ def _fetch(client: httpx.Client, config, upstream_id: str) -> dict | None:
     try:
         # Numbers as Decimal, exactly as written (a float would round OpenRouter's figure).
         data = json.loads(response.content, parse_float=Decimal).get("data")
-    except (ValueError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):
         raise _Down("malformed answer") from None
     if not isinstance(data, dict) or _money(data.get("total_cost")) is None:
         raise _Down("malformed answer")

@@ -43,7 +43,7 @@ def load_json(data: bytes | str, provider: str) -> Any:
     """Parse an upstream JSON body; numbers with a fraction become Decimal so `usage.cost` stays exact."""
     try:
         return json.loads(data, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError, UnicodeDecodeError):
         raise malformed(provider) from None
 
 

@@ -151,7 +151,7 @@ def json_error(body: bytes) -> Any:
     """The `error` object of an error body, or None."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError, UnicodeDecodeError):
         return None
     return data.get("error") if isinstance(data, dict) else None
 
@@ -226,7 +226,7 @@ class AnthropicStreamParser:
             return []
         try:
             payload = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise malformed(self.provider) from None
         if not isinstance(payload, dict):
             raise malformed(self.provider)
@@ -374,7 +374,7 @@ class AnthropicAdapter:
     def parse_count(self, body: bytes, config: ProviderConfig) -> int:
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError, UnicodeDecodeError):
             raise malformed(config.name) from None
         count = token_count(data.get("input_tokens")) if isinstance(data, dict) else None
         if count is None:
@@ -384,7 +384,7 @@ class AnthropicAdapter:
     def parse_response(self, body: bytes, config: ProviderConfig) -> ChatResult:
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError, UnicodeDecodeError):
             raise malformed(config.name) from None
         if not isinstance(data, dict):
             raise malformed(config.name)
@@ -431,7 +431,7 @@ class AnthropicAdapter:
         try:
             error = json.loads(body).get("error")
             kind = error.get("type") if isinstance(error, dict) else None
-        except (ValueError, UnicodeDecodeError, AttributeError):
+        except (ValueError, RecursionError, UnicodeDecodeError, AttributeError):
             pass
         if status == 404 and kind == "not_found_error":
             return model_gone(status, provider=provider, code=kind)

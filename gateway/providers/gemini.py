@@ -230,7 +230,7 @@ def _candidates(
 def _load(data: bytes | str, provider: str) -> dict[str, Any]:
     try:
         payload = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError, UnicodeDecodeError):
         raise malformed(provider) from None
     if not isinstance(payload, dict):
         raise malformed(provider)
@@ -381,7 +381,7 @@ class GeminiAdapter:
         provider = config.name if config else "google"
         try:
             error = json.loads(body).get("error")
-        except (ValueError, UnicodeDecodeError, AttributeError):
+        except (ValueError, RecursionError, UnicodeDecodeError, AttributeError):
             error = None
         return _error(error, provider, status, headers)
 

@@ -348,3 +348,28 @@ def test_hostile_signed_webhooks_are_a_400(caller, caplog, case):
         headers={"Stripe-Signature": stripe_shapes.sign(payload)},
         status=400,
     )
+
+
+# --- A hostile upstream ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["openrouter", "anthropic", "gemini"])
+def test_an_upstream_answer_nested_5000_deep_is_a_failed_attempt_not_a_500(caller, route):
+    from tests.gateway.conftest import ANTHROPIC_HOST, GEMINI_HOST, OPENROUTER_HOST
+
+    deep = ('{"choices": ' + DEEP + "}").encode()
+    network = _NETWORK["network"]
+    for host in (OPENROUTER_HOST, ANTHROPIC_HOST, GEMINI_HOST, "api.openai.com"):
+        network.on(
+            host,
+            lambda req, body: httpx.Response(200, content=deep, headers={"content-type": "application/json"}),
+        )
+    model = {"openrouter": "openai/gpt-4o", "anthropic": ANTHROPIC, "gemini": GEMINI}[route]
+    before = _snapshot(caller["user"])
+    for stream in (False, True):
+        body = {"model": model, "messages": HI, "use_openrouter": route == "openrouter", "stream": stream}
+        response = caller["client"].post("/v1/chat/completions", json=body, headers=caller["key"])
+        assert response.status_code == 502, response.text[:300]
+        assert response.json()["error"]["code"] in ("upstream_unavailable", "all_attempts_failed")
+    after = _snapshot(caller["user"])
+    assert after[0] == before[0]  # nothing charged, no hold left
