@@ -36,10 +36,15 @@ from .db import connection_release
 
 logger = logging.getLogger(__name__)
 
-_PENDING_KEY = "gateway:settle-pending:{}"
 # How long the shared cache vouches for a hold journaled on some host (a host gone for good must not
 # keep a hold from expiring forever).
 PENDING_MARK_SECONDS = 7 * 24 * 3600
+
+
+
+def _pending_key(hold_id: int) -> str:
+    return f"{settings.SETTLE_PENDING_KEY_PREFIX}:{hold_id}"
+
 
 _replayer: threading.Thread | None = None
 _replayer_lock = threading.Lock()
@@ -71,7 +76,7 @@ def settle_journal_add(
         os.fsync(handle.fileno())
     os.replace(tmp, folder / f"{hold_id}.json")
     try:
-        cache.set(_PENDING_KEY.format(hold_id), 1, PENDING_MARK_SECONDS)
+        cache.set(_pending_key(hold_id), 1, PENDING_MARK_SECONDS)
     except Exception:  # this host's file still protects the hold from this host's expiry job
         logger.warning("could not mark hold %s as pending in the shared cache", hold_id)
     logger.error("settle of hold %s journaled: the database is unavailable; it will be replayed", hold_id)
@@ -90,8 +95,8 @@ def settle_journal_marked(hold_ids: list[int]) -> set[int]:
     """Of `hold_ids`, those with a settle waiting on this host or (shared cache) on any host."""
     pending = set(settle_journal_pending()) & set(hold_ids)
     try:
-        marks = cache.get_many([_PENDING_KEY.format(h) for h in hold_ids])
-        pending |= {h for h in hold_ids if _PENDING_KEY.format(h) in marks}
+        marks = cache.get_many([_pending_key(h) for h in hold_ids])
+        pending |= {h for h in hold_ids if _pending_key(h) in marks}
     except Exception:
         logger.warning("could not read pending settles from the shared cache")
     return pending
@@ -124,7 +129,7 @@ def _replay_one(path: Path) -> None:
     usage_record_create(**usage)
     path.unlink(missing_ok=True)
     try:
-        cache.delete(_PENDING_KEY.format(hold_id))
+        cache.delete(_pending_key(hold_id))
     except Exception:
         logger.warning("could not clear the pending mark of hold %s", hold_id)
     logger.warning("journaled settle of hold %s replayed: %s micro-credits charged", hold_id, charged)

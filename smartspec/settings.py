@@ -141,6 +141,8 @@ CALL_HOLD_TTL_SECONDS = env.int("CALL_HOLD_TTL_SECONDS", default=900)
 STREAM_HOLD_TTL_SECONDS = env.int("STREAM_HOLD_TTL_SECONDS", default=3600)
 # Settles that could not commit (the database was down) wait here, on this host, until replayed.
 SETTLE_JOURNAL_DIR = env_str("SETTLE_JOURNAL_DIR", str(BASE_DIR / "var" / "settle-journal"))
+# The shared-cache mark that a hold's settle is journaled on some host (keeps expiry off it).
+SETTLE_PENDING_KEY_PREFIX = env_str("SETTLE_PENDING_KEY_PREFIX", "gateway:settle-pending")
 # At shutdown, how long a worker waits for the calls it started to be settled (or journaled).
 SHUTDOWN_SETTLE_SECONDS = env.float("SHUTDOWN_SETTLE_SECONDS", default=25.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

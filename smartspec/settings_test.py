@@ -7,6 +7,7 @@ them at PostgreSQL and Redis).
 
 import os
 import tempfile
+import uuid
 
 os.environ["DJANGO_READ_DOT_ENV_FILE"] = "false"
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
@@ -25,6 +26,9 @@ os.environ.setdefault("CATALOG_CACHE_SECONDS", "0")
 os.environ.setdefault("GATEWAY_DEFER_RECORDS", "false")
 # Each run journals its own settles (the suite's live servers inherit the folder).
 os.environ.setdefault("SETTLE_JOURNAL_DIR", tempfile.mkdtemp(prefix="ss-settle-journal-"))
+# and marks them under its own prefix: hold ids restart with each test database, and a mark left by
+# an earlier run against the same Redis would keep this run's hold of that id from expiring.
+os.environ.setdefault("SETTLE_PENDING_KEY_PREFIX", f"test-settle-pending-{uuid.uuid4().hex[:12]}")
 # The breaker's mechanics are tested with one caller; the fairness tests set 2 (the default) themselves.
 os.environ.setdefault("CIRCUIT_MIN_CALLERS", "1")
 os.environ.setdefault("LOG_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test-logs"))
