@@ -189,10 +189,8 @@ def test_the_direct_providers_own_lists_are_checked_for_the_catalogs_direct_ids(
             "data": [
                 {"type": "model", "id": "claude-haiku-4-5", "display_name": "Claude Haiku 4.5",
                  "created_at": "2025-10-15T00:00:00Z"},
-                {"type": "model", "id": "claude-sonnet-4-5-20250929", "display_name": "Claude Sonnet 4.5",
-                 "created_at": "2025-09-29T00:00:00Z"},
-                {"type": "model", "id": "claude-opus-4-1-20250805", "display_name": "Claude Opus 4.1",
-                 "created_at": "2025-08-05T00:00:00Z"},
+                {"type": "model", "id": "claude-opus-4-8", "display_name": "Claude Opus 4.8",
+                 "created_at": "2026-05-28T00:00:00Z"},
             ],
             "has_more": False,
             "first_id": "claude-haiku-4-5",

@@ -21,23 +21,33 @@ def _resolved(model: str) -> str:
 @pytest.mark.parametrize(
     ("alias", "model_id"),
     [
-        ("claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4.5"),
-        ("claude-sonnet-4-5", "anthropic/claude-sonnet-4.5"),
-        ("claude-opus-4-1-20250805", "anthropic/claude-opus-4.1"),
         ("claude-haiku-4-5-20251001", "anthropic/claude-haiku-4.5"),
+        ("claude-haiku-4-5", "anthropic/claude-haiku-4.5"),
         ("claude-sonnet-4-6", "anthropic/claude-sonnet-4.6"),
+        ("claude-opus-4-8", "anthropic/claude-opus-4.8"),
     ],
 )
 def test_seeded_anthropic_ids_resolve_to_catalog_ids(providers, alias, model_id):
     assert _resolved(alias) == model_id
 
 
-def test_an_alias_of_a_retired_model_is_the_404_naming_its_successor(providers):
+@pytest.mark.parametrize(
+    ("alias", "successor"),
+    [
+        ("claude-sonnet-4-20250514", "anthropic/claude-sonnet-4.6"),
+        # Retired by Anthropic on 2026-05-18 and 2026-08-05 (gateway/migrations/0011): still resolved,
+        # so the caller hears which model to use instead of a bare "unknown model".
+        ("claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4.6"),
+        ("claude-sonnet-4-5", "anthropic/claude-sonnet-4.6"),
+        ("claude-opus-4-1-20250805", "anthropic/claude-opus-4.8"),
+    ],
+)
+def test_an_alias_of_a_retired_model_is_the_404_naming_its_successor(providers, alias, successor):
     from smartspec.errors import ModelRetired
 
     with pytest.raises(ModelRetired) as exc:
-        _resolved("claude-sonnet-4-20250514")
-    assert exc.value.successor == "anthropic/claude-sonnet-4.6"
+        _resolved(alias)
+    assert exc.value.successor == successor
 
 
 def test_aliases_work_on_chat_completions_too(providers, funded_user, http):
@@ -89,16 +99,16 @@ def test_staff_edit_aliases_in_admin_and_routing_follows_at_once(providers, clie
 
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123")
     client.force_login(admin)
-    assert _resolved("claude-sonnet-4-5") == "anthropic/claude-sonnet-4.5"  # cached now
+    assert _resolved("claude-haiku-4-5") == "anthropic/claude-haiku-4.5"  # cached now
 
     assert client.get("/admin/gateway/modelalias/").status_code == 200
     r = client.post(
-        "/admin/gateway/modelalias/claude-sonnet-4-5/change/",
-        {"alias": "claude-sonnet-4-5", "model": "anthropic/claude-sonnet-4.6"},
+        "/admin/gateway/modelalias/claude-haiku-4-5/change/",
+        {"alias": "claude-haiku-4-5", "model": "anthropic/claude-sonnet-4.6"},
     )
     assert r.status_code == 302
-    assert ModelAlias.objects.get(alias="claude-sonnet-4-5").source == "staff"
-    assert _resolved("claude-sonnet-4-5") == "anthropic/claude-sonnet-4.6"
+    assert ModelAlias.objects.get(alias="claude-haiku-4-5").source == "staff"
+    assert _resolved("claude-haiku-4-5") == "anthropic/claude-sonnet-4.6"
 
     r = client.post(
         "/admin/gateway/modelalias/add/", {"alias": "house-default", "model": "openai/gpt-5.6-luna"}
@@ -107,8 +117,35 @@ def test_staff_edit_aliases_in_admin_and_routing_follows_at_once(providers, clie
     assert _resolved("house-default") == "openai/gpt-5.6-luna"
 
 
-def test_new_claude_models_carry_anthropics_list_prices():
+def test_retired_claude_models_name_their_successors_and_opus_48_carries_its_list_prices():
+    import datetime
+
     from gateway.models import ModelCatalogEntry
+
+    lifecycle = dict(
+        (model_id, (status, shutdown, successor))
+        for model_id, status, shutdown, successor in ModelCatalogEntry.objects.filter(
+            id__in=["anthropic/claude-sonnet-4.5", "anthropic/claude-opus-4.1", "anthropic/claude-opus-4.8"]
+        ).values_list("id", "status", "shutdown_date", "successor_id")
+    )
+    assert lifecycle == {
+        "anthropic/claude-sonnet-4.5": ("retired", datetime.date(2026, 5, 18), "anthropic/claude-sonnet-4.6"),
+        "anthropic/claude-opus-4.1": ("retired", datetime.date(2026, 8, 5), "anthropic/claude-opus-4.8"),
+        "anthropic/claude-opus-4.8": ("active", None, None),
+    }
+    opus48 = ModelCatalogEntry.objects.get(id="anthropic/claude-opus-4.8")
+    per_m = Decimal(1_000_000)
+    assert [
+        price * per_m
+        for price in (
+            opus48.prompt_price,
+            opus48.completion_price,
+            opus48.input_cache_read_price,
+            opus48.input_cache_write_price,
+            opus48.input_cache_write_1h_price,
+        )
+    ] == [5, 25, Decimal("0.5"), Decimal("6.25"), 10]
+    assert opus48.providers == {"openrouter": "anthropic/claude-opus-4.8", "anthropic": "claude-opus-4-8"}
 
     sonnet = ModelCatalogEntry.objects.get(id="anthropic/claude-sonnet-4.5")
     opus = ModelCatalogEntry.objects.get(id="anthropic/claude-opus-4.1")
