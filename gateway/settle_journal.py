@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 PENDING_MARK_SECONDS = 7 * 24 * 3600
 
 
-
 def _pending_key(hold_id: int) -> str:
     return f"{settings.SETTLE_PENDING_KEY_PREFIX}:{hold_id}"
 

@@ -122,12 +122,12 @@ def test_retired_claude_models_name_their_successors_and_opus_48_carries_its_lis
 
     from gateway.models import ModelCatalogEntry
 
-    lifecycle = dict(
-        (model_id, (status, shutdown, successor))
+    lifecycle = {
+        model_id: (status, shutdown, successor)
         for model_id, status, shutdown, successor in ModelCatalogEntry.objects.filter(
             id__in=["anthropic/claude-sonnet-4.5", "anthropic/claude-opus-4.1", "anthropic/claude-opus-4.8"]
         ).values_list("id", "status", "shutdown_date", "successor_id")
-    )
+    }
     assert lifecycle == {
         "anthropic/claude-sonnet-4.5": ("retired", datetime.date(2026, 5, 18), "anthropic/claude-sonnet-4.6"),
         "anthropic/claude-opus-4.1": ("retired", datetime.date(2026, 8, 5), "anthropic/claude-opus-4.8"),
