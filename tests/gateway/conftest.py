@@ -109,7 +109,7 @@ def anthropic_message(
 
 def claude_message(
     *,
-    model: str = "claude-sonnet-4-5-20250929",
+    model: str = "claude-sonnet-4-6",
     content: list | None = None,
     stop_reason: str = "end_turn",
     input_tokens: int = 25,

@@ -77,7 +77,7 @@ def test_parameters_to_chat(fields, params):
 
 def test_the_native_body_keeps_everything_but_our_routing_extensions():
     body = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-4-6",
         "max_tokens": 10,
         "messages": [{"role": "user", "content": "x"}],
         "container": "c_1",

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 HELLO = [{"role": "user", "content": "Hello, Claude"}]
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
-SONNET_45 = "anthropic/claude-sonnet-4.5"
+SONNET_46 = "anthropic/claude-sonnet-4.6"
 WEATHER_TOOL = {
     "name": "get_weather",
     "description": "Get the current weather in a given location",
@@ -106,18 +106,18 @@ def test_create_plain_goes_to_anthropic_as_sent_and_is_billed(direct, funded_use
     direct.on(ANTHROPIC_HOST, lambda req, body: json_response(200, claude_message()))
     before = balance(funded_user)["balance"]
 
-    message = claude.messages.create(model="claude-sonnet-4-5-20250929", max_tokens=1024, messages=HELLO)
+    message = claude.messages.create(model="claude-sonnet-4-6", max_tokens=1024, messages=HELLO)
 
     assert isinstance(message, anthropic.types.Message)
     assert message.content[0].text == "Hi! My name is Claude."
-    assert message.stop_reason == "end_turn" and message.model == SONNET_45
+    assert message.stop_reason == "end_turn" and message.model == SONNET_46
     assert (message.usage.input_tokens, message.usage.output_tokens) == (25, 12)
     (request,) = direct.requests
     assert str(request.url) == "https://api.anthropic.com/v1/messages"
     assert request.headers["x-api-key"] == "sk-ant-test-key"
     assert request.headers["anthropic-version"] == "2023-06-01"
     assert json.loads(request.content) == {
-        "model": "claude-sonnet-4-5-20250929",
+        "model": "claude-sonnet-4-6",
         "max_tokens": 1024,
         "messages": HELLO,
     }
@@ -149,7 +149,7 @@ def test_system_blocks_cache_control_and_images_pass_through_with_cache_usage(di
     before = balance(funded_user)["balance"]
 
     message = claude.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=256,
         system=system,
         messages=messages,
@@ -175,7 +175,7 @@ def test_bearer_auth_and_betas_are_passed_on(direct, funded_user, live_gateway, 
     client = anthropic.Anthropic(base_url=live_gateway, auth_token=api_key, max_retries=0, timeout=20)
 
     client.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=64,
         messages=HELLO,
         extra_headers={"anthropic-beta": "context-1m-2025-08-07,prompt-caching-2024-07-31"},
@@ -195,7 +195,7 @@ def test_tool_use_round_trip_natively(direct, funded_user, claude):
     ask = [{"role": "user", "content": "What's the weather like in San Francisco?"}]
 
     first = claude.messages.create(
-        model="claude-sonnet-4-5", max_tokens=512, tools=[WEATHER_TOOL], messages=ask
+        model="claude-sonnet-4-6", max_tokens=512, tools=[WEATHER_TOOL], messages=ask
     )
     tool_use = first.content[1]
     assert first.stop_reason == "tool_use"
@@ -213,7 +213,7 @@ def test_tool_use_round_trip_natively(direct, funded_user, claude):
         },
     ]
     second = claude.messages.create(
-        model="claude-sonnet-4-5", max_tokens=512, tools=[WEATHER_TOOL], messages=follow_up
+        model="claude-sonnet-4-6", max_tokens=512, tools=[WEATHER_TOOL], messages=follow_up
     )
 
     assert second.content[0].text == "Hi! My name is Claude."
@@ -234,13 +234,13 @@ def test_tool_use_round_trip_natively(direct, funded_user, claude):
 def test_bad_key_is_authentication_error(providers, funded_user, live_gateway):
     client = anthropic.Anthropic(base_url=live_gateway, api_key="sk-ss-not-a-key", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as exc:
-        client.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=HELLO)
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=16, messages=HELLO)
     assert exc.value.status_code == 401
     assert (exc.value.type, exc.value.error_code) == ("authentication_error", "invalid_api_key")
     assert providers.calls == []
 
 
-@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "openai/gpt-5.6-terra"])
+@pytest.mark.parametrize("model", ["claude-sonnet-4-6", "openai/gpt-5.6-terra"])
 def test_no_credits_is_402_in_anthropics_shape(direct, user, claude, model):
     with pytest.raises(anthropic.APIStatusError) as exc:
         claude.messages.create(model=model, max_tokens=16, messages=HELLO)
@@ -261,11 +261,11 @@ def test_bad_request_and_rate_limit_and_upstream_failure(direct, funded_user, cl
     before = balance(funded_user)["balance"]
     with pytest.raises(anthropic.BadRequestError) as exc:
         claude.messages.create(
-            model="claude-sonnet-4-5", max_tokens=16, messages=HELLO, extra_body={"temperature": 1.5}
+            model="claude-sonnet-4-6", max_tokens=16, messages=HELLO, extra_body={"temperature": 1.5}
         )
     assert exc.value.type == "invalid_request_error"
     with pytest.raises(anthropic.BadRequestError):
-        claude.messages.create(model="claude-sonnet-4-5", max_tokens=0, messages=HELLO)
+        claude.messages.create(model="claude-sonnet-4-6", max_tokens=0, messages=HELLO)
 
     direct.on(
         ANTHROPIC_HOST,
@@ -274,7 +274,7 @@ def test_bad_request_and_rate_limit_and_upstream_failure(direct, funded_user, cl
         ),
     )
     with pytest.raises(anthropic.InternalServerError) as exc:
-        claude.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=HELLO)
+        claude.messages.create(model="claude-sonnet-4-6", max_tokens=16, messages=HELLO)
     assert (exc.value.type, exc.value.status_code) == ("api_error", 502)
     assert balance(funded_user) == {**balance(funded_user), "balance": before, "held": 0}
 
@@ -284,9 +284,9 @@ def test_a_key_over_its_rate_is_rate_limit_error(direct, funded_user, claude, ap
 
     direct.on(ANTHROPIC_HOST, lambda req, body: json_response(200, claude_message()))
     ApiKey.objects.filter(user=funded_user).update(requests_per_minute=1)
-    claude.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=HELLO)
+    claude.messages.create(model="claude-sonnet-4-6", max_tokens=16, messages=HELLO)
     with pytest.raises(anthropic.RateLimitError) as exc:
-        claude.messages.create(model="claude-sonnet-4-5", max_tokens=16, messages=HELLO)
+        claude.messages.create(model="claude-sonnet-4-6", max_tokens=16, messages=HELLO)
     assert exc.value.type == "rate_limit_error"
 
 
@@ -424,7 +424,7 @@ def test_claude_through_openrouters_messages_endpoint_with_fallbacks(providers, 
     before = balance(funded_user)["balance"]
 
     message = claude.messages.create(
-        model="claude-sonnet-4-5-20250929",
+        model="claude-sonnet-4-6",
         max_tokens=128,
         system=[{"type": "text", "text": "Cache me", "cache_control": {"type": "ephemeral"}}],
         messages=HELLO,
@@ -435,7 +435,7 @@ def test_claude_through_openrouters_messages_endpoint_with_fallbacks(providers, 
     assert str(request.url) == "https://openrouter.ai/api/v1/messages"
     assert request.headers["authorization"] == "Bearer sk-or-v1-test-openrouter-key"
     sent = json.loads(request.content)
-    assert sent["model"] == SONNET_45
+    assert sent["model"] == SONNET_46
     assert sent["fallbacks"] == [{"model": "anthropic/claude-haiku-4.5"}]
     assert sent["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert "fallback_models" not in sent
@@ -452,7 +452,7 @@ def test_openrouter_down_falls_back_to_anthropic_directly(providers, funded_user
     providers.on(ANTHROPIC_HOST, lambda req, body: json_response(200, claude_message()))
     before = balance(funded_user)["balance"]
 
-    message = claude.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=HELLO)
+    message = claude.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=HELLO)
 
     assert providers.hosts() == [OPENROUTER_HOST, ANTHROPIC_HOST]
     assert message.model_extra["provider"] == "anthropic"
@@ -469,14 +469,14 @@ def test_count_tokens_asks_anthropic_on_its_route_and_is_free(direct, funded_use
     before = balance(funded_user)["balance"]
 
     count = claude.messages.count_tokens(
-        model="claude-sonnet-4-5", system="You are a scientist", messages=HELLO, tools=[WEATHER_TOOL]
+        model="claude-sonnet-4-6", system="You are a scientist", messages=HELLO, tools=[WEATHER_TOOL]
     )
 
     assert count.input_tokens == 2095 and count.model_extra["estimated"] is False
     (request,) = direct.requests
     assert str(request.url) == "https://api.anthropic.com/v1/messages/count_tokens"
     assert json.loads(request.content) == {
-        "model": "claude-sonnet-4-5-20250929",
+        "model": "claude-sonnet-4-6",
         "messages": HELLO,
         "system": "You are a scientist",
         "tools": [WEATHER_TOOL],
@@ -498,7 +498,7 @@ def test_count_tokens_estimates_off_anthropic_routes(providers, funded_user, cla
 def test_count_tokens_errors_are_anthropic_shaped(providers, user, live_gateway, claude):
     with pytest.raises(anthropic.AuthenticationError):
         anthropic.Anthropic(base_url=live_gateway, api_key="nope", max_retries=0).messages.count_tokens(
-            model="claude-sonnet-4-5", messages=HELLO
+            model="claude-sonnet-4-6", messages=HELLO
         )
     with pytest.raises(anthropic.NotFoundError):
         claude.messages.count_tokens(model="acme/unknown", messages=HELLO)
@@ -516,7 +516,7 @@ def _event(payload: dict) -> bytes:
 def claude_stream(
     *,
     blocks: list[tuple[dict, list[dict]]] | None = None,
-    model: str = "claude-sonnet-4-5-20250929",
+    model: str = "claude-sonnet-4-6",
     input_tokens: int = 25,
     output_tokens: int = 15,
     stop_reason: str = "end_turn",
@@ -590,7 +590,7 @@ def test_stream_text_with_the_sdks_stream_helper(direct, funded_user, claude):
     direct.on(ANTHROPIC_HOST, lambda req, body: sse_response(claude_stream()))
     before = balance(funded_user)["balance"]
 
-    with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=256, messages=HELLO) as stream:
+    with claude.messages.stream(model="claude-sonnet-4-6", max_tokens=256, messages=HELLO) as stream:
         events = list(stream)
         final = stream.get_final_message()
 
@@ -605,7 +605,7 @@ def test_stream_text_with_the_sdks_stream_helper(direct, funded_user, claude):
     assert final.content[0].text == "Hello world" and final.stop_reason == "end_turn"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (25, 15)
     sent = direct.bodies(ANTHROPIC_HOST)[0]
-    assert sent["stream"] is True and sent["model"] == "claude-sonnet-4-5-20250929"
+    assert sent["stream"] is True and sent["model"] == "claude-sonnet-4-6"
     # 25 x $3 + 15 x $15 per 1M = $0.0003.
     assert assert_billed(funded_user, before, _final_usage(events)) == 300_000
 
@@ -628,7 +628,7 @@ def test_stream_tool_use_and_thinking_natively(direct, funded_user, claude):
     before = balance(funded_user)["balance"]
 
     with claude.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=4096,
         thinking={"type": "enabled", "budget_tokens": 2048},
         tools=[WEATHER_TOOL],
@@ -733,7 +733,7 @@ def test_cut_stream_bills_what_was_produced_and_leaves_no_hold(direct, funded_us
     )
     before = balance(funded_user)["balance"]
 
-    with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=2000, messages=HELLO) as stream:
+    with claude.messages.stream(model="claude-sonnet-4-6", max_tokens=2000, messages=HELLO) as stream:
         for event in stream:
             if event.type == "text":
                 break  # the client hangs up after the first piece
@@ -757,7 +757,7 @@ def test_stream_broken_mid_way_raises_in_the_sdk_and_bills_what_came(direct, fun
     text = []
     with (
         pytest.raises(anthropic.APIStatusError) as exc,
-        claude.messages.stream(model="claude-sonnet-4-5", max_tokens=256, messages=HELLO) as stream,
+        claude.messages.stream(model="claude-sonnet-4-6", max_tokens=256, messages=HELLO) as stream,
     ):
         for event in stream:
             if event.type == "text":
@@ -774,7 +774,7 @@ def test_stream_broken_mid_way_raises_in_the_sdk_and_bills_what_came(direct, fun
 def test_stream_errors_before_output_are_ordinary_errors(direct, user, claude):
     with (
         pytest.raises(anthropic.APIStatusError) as exc,
-        claude.messages.stream(model="claude-sonnet-4-5", max_tokens=16, messages=HELLO) as stream,
+        claude.messages.stream(model="claude-sonnet-4-6", max_tokens=16, messages=HELLO) as stream,
     ):
         list(stream)
     assert exc.value.status_code == 402 and exc.value.type == "billing_error"
@@ -790,7 +790,7 @@ def test_anthropic_only_fields_reach_anthropic_as_given(direct, funded_user, cla
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
 
     message = claude.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=2000,
         messages=HELLO,
         thinking={"type": "adaptive"},
@@ -835,12 +835,12 @@ def test_output_format_and_effort_are_translated_for_other_models(providers, fun
 
 
 def test_stream_through_openrouters_messages_endpoint(providers, funded_user, claude):
-    stream_body = claude_stream(model="anthropic/claude-sonnet-4.5", input_tokens=100, output_tokens=20)
+    stream_body = claude_stream(model="anthropic/claude-sonnet-4.6", input_tokens=100, output_tokens=20)
     providers.on(OPENROUTER_HOST, lambda req, body: sse_response(stream_body))
     before = balance(funded_user)["balance"]
 
     with claude.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=256,
         messages=HELLO,
         extra_body={"fallback_models": ["claude-haiku-4-5"]},
@@ -852,18 +852,18 @@ def test_stream_through_openrouters_messages_endpoint(providers, funded_user, cl
     assert str(request.url) == "https://openrouter.ai/api/v1/messages"
     sent = json.loads(request.content)
     assert sent["stream"] is True and sent["fallbacks"] == [{"model": "anthropic/claude-haiku-4.5"}]
-    assert final.content[0].text == "Hello world" and final.model == SONNET_45
+    assert final.content[0].text == "Hello world" and final.model == SONNET_46
     # 100 x $3 + 20 x $15 per 1M = $0.0006.
     assert assert_billed(funded_user, before, _final_usage(events)) == 600_000
 
 
 def test_openrouters_own_cost_on_its_messages_endpoint_is_what_is_billed(providers, funded_user, claude):
-    answer = claude_message(model="anthropic/claude-sonnet-4.5")
+    answer = claude_message(model="anthropic/claude-sonnet-4.6")
     answer["usage"]["cost"] = Decimal("0.000317")
     providers.on(OPENROUTER_HOST, lambda req, body: json_response(200, answer))
     before = balance(funded_user)["balance"]
 
-    message = claude.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=HELLO)
+    message = claude.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=HELLO)
 
     assert assert_billed(funded_user, before, message.usage) == 317_000
 
@@ -879,7 +879,7 @@ def test_the_receipt_of_a_message_is_found_by_its_msg_id(direct, funded_user, cl
     direct.on(ANTHROPIC_HOST, lambda req, body: json_response(200, {**claude_message(), "usage": usage}))
     grant(funded_user, 1000)  # the hold prices 13 KB of prompt as 1-hour cache writes
     long = [{"role": "user", "content": "Summarise the cached document. " + "x" * 13_000}]
-    message = claude.messages.create(model="claude-sonnet-4-5-20250929", max_tokens=1024, messages=long)
+    message = claude.messages.create(model="claude-sonnet-4-6", max_tokens=1024, messages=long)
 
     receipt = httpx.get(
         f"{live_gateway}/v1/generation",
@@ -887,7 +887,7 @@ def test_the_receipt_of_a_message_is_found_by_its_msg_id(direct, funded_user, cl
         headers={"Authorization": f"Bearer {api_key}"},
         timeout=20,
     ).json()["data"]
-    assert receipt["id"] == message.id and receipt["model"] == SONNET_45
+    assert receipt["id"] == message.id and receipt["model"] == SONNET_46
     assert (receipt["native_tokens_cached"], receipt["native_tokens_cache_write"]) == (10_000, 2_000)
     assert receipt["credits_charged"] == message.usage.model_extra["credits"]
     assert receipt["total_cost"] == message.usage.model_extra["cost"]
@@ -898,7 +898,7 @@ def test_a_fresh_clone_answers_with_the_demo_provider(demo_only, funded_user, cl
     before = balance(funded_user)["balance"]
 
     message = claude.messages.create(model="claude-haiku-4-5-20251001", max_tokens=64, messages=HELLO)
-    with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=64, messages=HELLO) as stream:
+    with claude.messages.stream(model="claude-sonnet-4-6", max_tokens=64, messages=HELLO) as stream:
         streamed = "".join(stream.text_stream)
 
     assert message.model == "anthropic/claude-haiku-4.5" and message.model_extra["provider"] == "demo"
@@ -917,10 +917,10 @@ def test_anthropics_own_stop_reason_and_sequence_come_back(direct, funded_user, 
     direct.on(ANTHROPIC_HOST, [json_response(200, answer), sse_response(stream_body)])
 
     message = claude.messages.create(
-        model="claude-sonnet-4-5", max_tokens=64, messages=HELLO, stop_sequences=["\n\nHuman:"]
+        model="claude-sonnet-4-6", max_tokens=64, messages=HELLO, stop_sequences=["\n\nHuman:"]
     )
     with claude.messages.stream(
-        model="claude-sonnet-4-5", max_tokens=64, messages=HELLO, stop_sequences=["END"]
+        model="claude-sonnet-4-6", max_tokens=64, messages=HELLO, stop_sequences=["END"]
     ) as stream:
         final = stream.get_final_message()
 

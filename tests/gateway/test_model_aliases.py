@@ -35,7 +35,7 @@ def test_seeded_anthropic_ids_resolve_to_catalog_ids(providers, alias, model_id)
     ("alias", "successor"),
     [
         ("claude-sonnet-4-20250514", "anthropic/claude-sonnet-4.6"),
-        # Retired by Anthropic on 2026-05-18 and 2026-08-05 (gateway/migrations/0011): still resolved,
+        # Retired by Anthropic on 2026-05-18 and 2026-08-05 (gateway/migrations/0012): still resolved,
         # so the caller hears which model to use instead of a bare "unknown model".
         ("claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4.6"),
         ("claude-sonnet-4-5", "anthropic/claude-sonnet-4.6"),

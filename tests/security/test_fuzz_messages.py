@@ -31,7 +31,7 @@ from tests.gateway.conftest import (
 FUZZ_MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "100"))
 FIGURES = {"requests": 0, "errors_4xx": 0, "ok_2xx": 0, "server_errors": 0}
 
-MODELS = ["claude-sonnet-4-5", "anthropic/claude-haiku-4.5", "openai/gpt-5.6-terra", "claude-x", "", None, 7]
+MODELS = ["claude-sonnet-4-6", "anthropic/claude-haiku-4.5", "openai/gpt-5.6-terra", "claude-x", "", None, 7]
 json_leaf = st.one_of(
     st.none(),
     st.booleans(),
@@ -140,7 +140,7 @@ valid_block = st.one_of(
 # are driven too, not only the refusals.
 valid_body = st.fixed_dictionaries(
     {
-        "model": st.sampled_from(["claude-sonnet-4-5", "anthropic/claude-haiku-4.5", "openai/gpt-5.6-terra"]),
+        "model": st.sampled_from(["claude-sonnet-4-6", "anthropic/claude-haiku-4.5", "openai/gpt-5.6-terra"]),
         "max_tokens": st.integers(min_value=1, max_value=4000),
         "messages": st.lists(
             st.fixed_dictionaries(
@@ -206,7 +206,7 @@ def _upstreams(network) -> None:
     def openrouter(req, payload):
         if req.url.path.endswith("/messages"):
             return json_response(
-                200, claude_message(model=payload.get("model") or "anthropic/claude-sonnet-4.5")
+                200, claude_message(model=payload.get("model") or "anthropic/claude-sonnet-4.6")
             )
         return json_response(200, openrouter_completion())
 
@@ -279,7 +279,7 @@ def test_messages_face_never_fails_on_hostile_input(providers, user, api_key, pa
 def test_messages_without_a_valid_key_are_authentication_errors(providers, user, headers):
     response = Client(**headers).post(
         "/v1/messages",
-        data={"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        data={"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
         content_type="application/json",
     )
     assert response.status_code == 401

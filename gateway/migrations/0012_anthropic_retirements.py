@@ -76,6 +76,6 @@ def unretire(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("gateway", "0010_model_aliases")]
+    dependencies = [("gateway", "0011_apikey_staff_ceilings")]
 
     operations = [migrations.RunPython(retire, unretire)]
