@@ -52,8 +52,10 @@ ADAPTERS: dict[str, Adapter | LocalAdapter] = {
     WIRE_DEMO: demo.adapter,
 }
 
-# Wire formats whose adapters rebuild every message part (gateway.providers.parts checks them first).
-TRANSLATED_WIRES = frozenset({WIRE_ANTHROPIC, WIRE_GEMINI})
+# Wire formats whose adapters read every message part themselves (gateway.providers.parts checks them
+# first): Anthropic's and Gemini's rebuild them, and the demo provider (the quick start's upstream) reads
+# them as OpenAI defines them, so it refuses what OpenAI would refuse instead of answering and billing it.
+TRANSLATED_WIRES = frozenset({WIRE_ANTHROPIC, WIRE_GEMINI, WIRE_DEMO})
 
 # vendor prefix of a `vendor/model` id -> the provider that serves that vendor directly.
 DIRECT_PROVIDERS = {

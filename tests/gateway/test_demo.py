@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from tests.gateway.conftest import balance
+from tests.security.test_hostile_input import WRONG_PARTS
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +88,18 @@ def test_demo_is_off_once_a_provider_is_configured(settings, catalog, funded_use
     )
     assert r.status_code == 400
     assert "no configured provider" in json.loads(r.content)["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/llm/chat"])
+@pytest.mark.parametrize("case", sorted(WRONG_PARTS))
+def test_demo_refuses_parts_openai_would_refuse_and_bills_nothing(demo_only, funded_user, http, path, case):
+    """The quick start's upstream reads message parts as OpenAI defines them: a wrong-typed part is the
+    same 400 as on the translated routes, before any hold, not an answer that is billed."""
+    body = {**WRONG_PARTS[case], "model": "openai/gpt-4o"}
+    if path == "/api/llm/chat" and "tools" in body:
+        pytest.skip("the native API has no tools")
+    before = balance(funded_user)
+    r = http.post(path, body, content_type="application/json")
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["code"] in ("invalid_message_part", "invalid_messages")
+    assert balance(funded_user) == before
