@@ -13,7 +13,7 @@ from monitoring.selectors import usage_receipt, usage_receipt_find
 from smartspec.errors import InvalidRequest, ModelNotFound, NotFound
 
 from . import openai_format
-from .catalog import catalog_model_callable
+from .catalog import catalog_aliases_resolve, catalog_model_callable
 from .client import get_available_models
 
 
@@ -80,6 +80,9 @@ class ModelDetailApi(APIView):
 
     @extend_schema(operation_id="model_retrieve", responses={200: ModelListApi.OutputSerializer, 404: None})
     def get(self, request, model_id: str):
+        # Another name of a catalog model (Anthropic's `claude-sonnet-4-6`) describes that model, as
+        # it routes to it on every other surface.
+        model_id = catalog_aliases_resolve(names=[model_id]).get(model_id, model_id)
         found = next((m for m in get_available_models() if m["id"] == model_id), None)
         if found is None:
             # A retired model is a 404 `model_retired` naming its successor (gateway.catalog).

@@ -63,6 +63,18 @@ def test_aliases_work_on_chat_completions_too(providers, funded_user, http):
     assert providers.bodies(OPENROUTER_HOST)[0]["model"] == "anthropic/claude-haiku-4.5"
 
 
+def test_the_model_object_is_found_by_an_alias_too(providers, funded_user, http):
+    r = http.get("/v1/models/claude-haiku-4-5")
+    assert r.status_code == 200, r.content
+    assert r.json()["id"] == "anthropic/claude-haiku-4.5"
+
+    r = http.get("/v1/models/claude-3-5-sonnet-20241022")  # a retired model's alias: the successor
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_retired"
+    assert "anthropic/claude-sonnet-4.6" in r.json()["error"]["message"]
+
+    assert http.get("/v1/models/claude-nothing-9").status_code == 404
+
+
 def test_catalog_sync_adds_the_anthropic_spelling_of_new_claude_models_and_keeps_staffs(network):
     from gateway.catalog import catalog_sync_apply
     from gateway.models import ModelAlias
