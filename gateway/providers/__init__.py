@@ -42,6 +42,7 @@ from gateway.providers.base import (
     LocalAdapter,
     ProviderConfig,
     StreamDelta,
+    UpstreamRequest,
 )
 from smartspec.errors import UpstreamError
 
@@ -215,16 +216,21 @@ def _adapter(config: ProviderConfig, request: ChatRequest | None = None) -> Adap
         raise ValueError(f"no adapter for wire format {config.wire!r}") from None
 
 
-async def provider_count_tokens(config: ProviderConfig, request: ChatRequest) -> int:
-    """Anthropic's own input token count of a Messages body (`POST /v1/messages/count_tokens`)."""
-    upstream = anthropic.adapter.count_tokens_request(request, config)
-    response = await transport.send(
+async def _send(config: ProviderConfig, upstream: UpstreamRequest) -> transport.TransportResponse:
+    """One whole request to `config`'s upstream, under its timeouts and its attempt deadline."""
+    return await transport.send(
         upstream,
         provider=config.name,
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
         deadline=config.deadline,
     )
+
+
+async def provider_count_tokens(config: ProviderConfig, request: ChatRequest) -> int:
+    """Anthropic's own input token count of a Messages body (`POST /v1/messages/count_tokens`)."""
+    upstream = anthropic.adapter.count_tokens_request(request, config)
+    response = await _send(config, upstream)
     if response.status != 200:
         raise anthropic.adapter.map_error(response.status, response.body, response.headers, config)
     return anthropic.adapter.parse_count(response.body, config)
@@ -239,13 +245,7 @@ async def provider_call(config: ProviderConfig, request: ChatRequest) -> ChatRes
     if isinstance(adapter, LocalAdapter):
         return adapter.complete(request, config)
     upstream = adapter.build_request(request, config)
-    response = await transport.send(
-        upstream,
-        provider=config.name,
-        connect_timeout=config.connect_timeout,
-        read_timeout=config.read_timeout,
-        deadline=config.deadline,
-    )
+    response = await _send(config, upstream)
     if response.status >= 400:
         raise adapter.map_error(response.status, response.body, response.headers, config)
     if response.status != 200:
@@ -269,13 +269,7 @@ async def _provider_embed(config: ProviderConfig, request: ChatRequest) -> ChatR
     if config.wire == WIRE_DEMO:
         result = embeddings.demo_embed(ask, config)
     else:
-        response = await transport.send(
-            embeddings.build_request(ask, config),
-            provider=config.name,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            deadline=config.deadline,
-        )
+        response = await _send(config, embeddings.build_request(ask, config))
         if response.status >= 400:
             raise _adapter(config).map_error(response.status, response.body, response.headers, config)
         if response.status != 200:
