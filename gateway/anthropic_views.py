@@ -27,9 +27,9 @@ from .db import run_db_step
 from .service import GatewayStream, LLMGateway
 from .views import (
     _json_body,
-    _key_and_call_open_sync,
     _key_checked,
     _key_lookup_sync,
+    _parsed_call_open,
     _presented_key,
     _sse_response,
     openai_json,
@@ -73,22 +73,11 @@ async def messages_create(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return anthropic_error_response(MethodNotAllowed())
     try:
-        raw = _presented(request)
-        # Parsed before the key is checked (one DB step for key, catalog and hold, as chat completions
-        # does); a bad body is still answered after a bad key.
-        try:
-            parsed, invalid = (
-                anthropic_format.messages_request(_json_body(request), beta=_betas(request)),
-                None,
-            )
-        except APIError as exc:
-            parsed, invalid = None, exc
-        api_key, opened = await run_db_step(_key_and_call_open_sync)(
-            raw, llm_request=parsed.request if parsed else None, request_id=request.request_id
+        parsed, opened = await _parsed_call_open(
+            request,
+            _presented(request),
+            lambda: anthropic_format.messages_request(_json_body(request), beta=_betas(request)),
         )
-        _key_checked(api_key)
-        if invalid is not None:
-            raise invalid
         gateway = LLMGateway()
         message_id = anthropic_format.new_id()
         # The receipt (`GET /v1/generation?id=msg_...`) is found by the id the client gets.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -94,6 +95,25 @@ def _key_and_call_open_sync(
     finally:
         catalog_unprime(primed)
     return api_key, opened
+
+
+async def _parsed_call_open(
+    request: HttpRequest, raw: str, parse: Callable[[], Any]
+) -> tuple[Any, OpenedCall]:
+    """Parse a face's body (`parse()`: an object with the `.request` it maps to), then check the key and
+    open the call in one DB step, so the key, the route's catalog entries and the hold take one DB step
+    and one cache round trip. A bad body is still answered after a bad key."""
+    try:
+        parsed, invalid = parse(), None
+    except APIError as exc:
+        parsed, invalid = None, exc
+    api_key, opened = await run_db_step(_key_and_call_open_sync)(
+        raw, llm_request=parsed.request if parsed else None, request_id=request.request_id
+    )
+    _key_checked(api_key)
+    if invalid is not None:
+        raise invalid
+    return parsed, opened
 
 
 async def _caller(request: HttpRequest) -> tuple[Any, ApiKey | None]:
@@ -190,19 +210,11 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return error_response(MethodNotAllowed())
     try:
-        raw = _presented_key(request)
-        # Parsed before the key is checked, so that the key, the route's catalog entries and the hold
-        # take one DB step and one cache round trip; a bad body is still answered after a bad key.
-        try:
-            parsed, invalid = openai_format.chat_completion_request(_json_body(request)), None
-        except APIError as exc:
-            parsed, invalid = None, exc
-        api_key, opened = await run_db_step(_key_and_call_open_sync)(
-            raw, llm_request=parsed.request if parsed else None, request_id=request.request_id
+        parsed, opened = await _parsed_call_open(
+            request,
+            _presented_key(request),
+            lambda: openai_format.chat_completion_request(_json_body(request)),
         )
-        _key_checked(api_key)
-        if invalid is not None:
-            raise invalid
         gateway = LLMGateway()
         if parsed.request.stream:
             stream = await gateway.stream_opened(opened, keep_text=False)
