@@ -29,9 +29,13 @@ from .logging import request_id_var
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
+def request_id_for(incoming: str) -> str:
+    """The caller's `X-Request-ID` when it is a valid one, else a new id."""
+    return incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 def _start(request) -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    request.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request.request_id = request_id_for(request.headers.get("X-Request-ID", ""))
     request_id_var.set(request.request_id)
 
 
