@@ -16,6 +16,8 @@ connection and transaction, so the step runs there instead.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import threading
 from collections.abc import Callable
@@ -79,4 +81,13 @@ def run_db_step(func: Callable[P, R]):
     """`await run_db_step(f)(...)`: `f` on the shared DB-step threads, its connection released after."""
     if settings.GATEWAY_DB_THREADS <= 0 or _caller_thread_waits():
         return sync_to_async(db_step(func))
-    return sync_to_async(db_step(func, pooled_thread=True), thread_sensitive=False, executor=db_executor())
+    return functools.partial(_on_db_thread, db_step(func, pooled_thread=True))
+
+
+async def _on_db_thread(step: Callable[..., R], *args, **kwargs) -> R:
+    # The executor directly, in a copy of the caller's context (its request id for the logs): asgiref's
+    # sync_to_async does the same with several times the Python per hop, and a call makes two or three.
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        db_executor(), functools.partial(context.run, step, *args, **kwargs)
+    )
