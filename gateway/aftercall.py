@@ -150,17 +150,18 @@ def health_samples_record(samples: Iterable[HealthSample]) -> None:
 
     samples = tuple(samples)
     try:
-        monitor = ProviderHealthMonitor()
-        for sample in samples:
-            monitor.record_attempt(
-                provider=sample.provider,
-                model=sample.model,
-                ok=sample.ok,
-                latency_ms=sample.latency_ms,
-                output_tokens=sample.output_tokens,
-                error_class=sample.error_class,
-                caller=sample.caller,
-            )
+        ProviderHealthMonitor().record_attempts(
+            {
+                "provider": sample.provider,
+                "model": sample.model,
+                "ok": sample.ok,
+                "latency_ms": sample.latency_ms,
+                "output_tokens": sample.output_tokens,
+                "error_class": sample.error_class,
+                "caller": sample.caller,
+            }
+            for sample in samples
+        )
     except Exception:  # health is advice for routing, not part of the answer
         logger.exception("recording provider health failed")
     models_gone_record(samples)

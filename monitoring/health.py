@@ -159,6 +159,10 @@ class _CacheStore:
         if not set(members) <= index:
             cache.set(index_key, sorted(index | set(members)), ttl)
 
+    def write_many(self, writes: list[dict]) -> None:
+        for write in writes:
+            self.write(**write)
+
     def read(self, *, sample_keys, state_keys) -> tuple[dict[str, list], dict[str, dict]]:
         found = cache.get_many([*sample_keys, *state_keys])
         return ({k: found.get(k) or [] for k in sample_keys}, {k: found.get(k) or {} for k in state_keys})
@@ -185,6 +189,7 @@ class _CacheStore:
 
 
 _redis_clients: dict[str, Any] = {}
+_state_scripts: dict[str, Any] = {}
 
 
 class _RedisStore:
@@ -201,11 +206,24 @@ class _RedisStore:
                 url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
             )
             _redis_clients[url] = client
+            # Registered once per client: each registration hashes the script again.
+            _state_scripts[url] = client.register_script(_STATE_LUA)
         self.client = client
-        self.state_script = client.register_script(_STATE_LUA)
+        self.state_script = _state_scripts[url]
 
-    def write(
+    def write(self, **write) -> None:
+        self.write_many([write])
+
+    def write_many(self, writes: list[dict]) -> None:
+        """Every sample of `writes` (the keyword arguments of `write`) in one pipeline, in order."""
+        pipe = self.client.pipeline(transaction=False)
+        for write in writes:
+            self._queue(pipe, **write)
+        pipe.execute()
+
+    def _queue(
         self,
+        pipe,
         *,
         sample_keys,
         state_keys,
@@ -224,7 +242,6 @@ class _RedisStore:
         min_callers=1,
     ) -> None:
         payload = json.dumps(sample, separators=(",", ":"))
-        pipe = self.client.pipeline(transaction=False)
         for key in sample_keys:
             pipe.lpush(key, payload)
             pipe.ltrim(key, 0, maxlen - 1)
@@ -249,7 +266,6 @@ class _RedisStore:
             pipe.delete(*trial_keys)
         pipe.sadd(f"{self.prefix}:idx", *members)
         pipe.expire(f"{self.prefix}:idx", ttl)
-        pipe.execute()
 
     def read(self, *, sample_keys, state_keys) -> tuple[dict[str, list], dict[str, dict]]:
         pipe = self.client.pipeline(transaction=False)
@@ -353,6 +369,43 @@ class ProviderHealthMonitor:
     ) -> None:
         """One attempt's outcome. Probes count toward up/down but never toward traffic rates.
         `caller` (the user a call was for) tells failures of several callers from one caller's."""
+        self.record_attempts(
+            [
+                {
+                    "provider": provider,
+                    "model": model,
+                    "ok": ok,
+                    "latency_ms": latency_ms,
+                    "output_tokens": output_tokens,
+                    "error_class": error_class,
+                    "probe": probe,
+                    "caller": caller,
+                }
+            ]
+        )
+
+    def record_attempts(self, attempts: Iterable[dict]) -> None:
+        """Several outcomes (each the keyword arguments of `record_attempt`), written in one round trip."""
+        writes = [self._write_args(**attempt) for attempt in attempts]
+        if not writes:
+            return
+        try:
+            self.store.write_many(writes)
+        except Exception as exc:  # advisory data: never fail the caller's request over it
+            logger.warning("provider health write failed: %s", type(exc).__name__)
+
+    def _write_args(
+        self,
+        *,
+        provider: str,
+        model: str,
+        ok: bool,
+        latency_ms: int,
+        output_tokens: int = 0,
+        error_class: str = "",
+        probe: bool = False,
+        caller: str = "",
+    ) -> dict:
         ts = self.now()
         sample = [
             round(ts, 3),
@@ -373,27 +426,24 @@ class ProviderHealthMonitor:
                 sample_keys.append(self._traffic_key(provider, model))
                 state_keys.append(self._state_key(provider, model))
                 members.append(self._member(provider, model))
-        try:
-            self.store.write(
-                sample_keys=sample_keys,
-                state_keys=state_keys,
-                members=members,
-                sample=sample,
-                ok=ok,
-                error_class=error_class[:100],
-                ts=ts,
-                probe=probe,
-                maxlen=self.window_size,
-                ttl=max(self.window_seconds * 4, 3600),
-                down_after=self.down_after,
-                up_after=self.up_after,
-                trial_keys=[] if probe else [self._trial_key(provider)],
-                # Each probe is evidence of its own; a half-open trial's failure re-opens at once.
-                caller=f"probe:{ts}" if probe else (caller or "-"),
-                min_callers=self.min_callers,
-            )
-        except Exception as exc:  # advisory data: never fail the caller's request over it
-            logger.warning("provider health write failed: %s", type(exc).__name__)
+        return {
+            "sample_keys": sample_keys,
+            "state_keys": state_keys,
+            "members": members,
+            "sample": sample,
+            "ok": ok,
+            "error_class": error_class[:100],
+            "ts": ts,
+            "probe": probe,
+            "maxlen": self.window_size,
+            "ttl": max(self.window_seconds * 4, 3600),
+            "down_after": self.down_after,
+            "up_after": self.up_after,
+            "trial_keys": [] if probe else [self._trial_key(provider)],
+            # Each probe is evidence of its own; a half-open trial's failure re-opens at once.
+            "caller": f"probe:{ts}" if probe else (caller or "-"),
+            "min_callers": self.min_callers,
+        }
 
     # --- reads ----------------------------------------------------------------
     def _read(self, pairs: Iterable[tuple[str, str | None]]) -> tuple[dict, dict]:
