@@ -11,13 +11,36 @@ from __future__ import annotations
 import threading
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
 from django.utils.functional import cached_property
 
 _clients: dict[tuple, object] = {}
 _lock = threading.Lock()
 
 
+class _ReusedRedisCacheClient(RedisCacheClient):
+    """Django's client builds a new `redis.Redis` object for every operation (redis-py's constructor
+    sets up its callbacks and event dispatcher each time): one per connection pool is enough, as a
+    `redis.Redis` is thread-safe and takes a pooled connection per command."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._redis: dict[int, object] = {}
+
+    def get_client(self, key=None, *, write=False):
+        index = self._get_connection_pool_index(write)
+        client = self._redis.get(index)
+        if client is None:
+            pool = self._get_connection_pool(write)
+            client = self._redis.setdefault(index, self._client(connection_pool=pool))
+        return client
+
+
 class RedisCache(DjangoRedisCache):
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._class = _ReusedRedisCacheClient
+
     @cached_property
     def _cache(self):
         key = (tuple(self._servers), repr(sorted(self._options.items())))
