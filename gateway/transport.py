@@ -8,12 +8,16 @@ timeout -> `UpstreamTimeout`, broken connection or protocol -> `UpstreamUnavaila
 with messages we write ourselves: request headers carry provider keys, so
 neither they nor httpx's exception text reach a message or a log line.
 
-One `httpx.AsyncClient` exists per event loop (uvicorn runs one loop per
-worker; tests and `async_to_sync` may run others, and a pooled connection
-cannot cross loops). It sits on the `httpx-aiohttp` transport, which on this
-machine served 3x the requests per second of httpx's own pool (issue 4), while
-the code keeps httpx's API. `transport_close()` closes the current loop's client
-(ASGI lifespan shutdown, or the end of a short-lived loop).
+One httpx transport exists per event loop (uvicorn runs one loop per worker;
+tests and `async_to_sync` may run others, and a pooled connection cannot cross
+loops): the `httpx-aiohttp` transport, which on this machine served 3x the
+requests per second of httpx's own pool (issue 4). Requests are handed to it
+directly (`handle_async_request`, httpx's transport API): an `httpx.AsyncClient`
+in front of it added its auth, redirect and cookie handling and a second merge
+of every header to each call, none of which a provider call uses (redirects are
+never followed). The headers it added by default are sent here too.
+`transport_close()` closes the current loop's transport (ASGI lifespan shutdown,
+or the end of a short-lived loop).
 
 Tests swap the network out in one line, for every provider call in the process:
 
@@ -59,10 +63,17 @@ _NEWLINE = re.compile(r"\r\n|\n|\r")
 # Generous: one worker multiplexes many slow streams; keep-alive saves a TLS handshake per call.
 LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30.0)
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+_transports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncBaseTransport] = (
     weakref.WeakKeyDictionary()
 )
 _test_transport: httpx.AsyncBaseTransport | None = None
+# What an `httpx.AsyncClient` sends on every request unless told otherwise (names lower-cased).
+_DEFAULT_HEADERS = {
+    "accept": "*/*",
+    "accept-encoding": "gzip, deflate, zstd",
+    "connection": "keep-alive",
+    "user-agent": f"python-httpx/{httpx.__version__}",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +93,7 @@ def set_transport_for_tests(transport: httpx.AsyncBaseTransport | None) -> None:
     """Route every provider call through `transport` (None restores the network)."""
     global _test_transport
     _test_transport = transport
-    _clients.clear()
+    _transports.clear()
 
 
 def _allow_private() -> bool:
@@ -100,22 +111,26 @@ def _aiohttp_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector)
 
 
-def get_client() -> httpx.AsyncClient:
-    """The shared client of the running event loop, created on first use."""
+def get_transport() -> httpx.AsyncBaseTransport:
+    """The shared transport of the running event loop, created on first use."""
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
+    transport = _transports.get(loop)
+    if transport is None:
         transport = _test_transport or AiohttpTransport(limits=LIMITS, client=_aiohttp_session)
-        client = httpx.AsyncClient(transport=transport, limits=LIMITS, follow_redirects=False)
-        _clients[loop] = client
-    return client
+        _transports[loop] = transport
+    return transport
 
 
 async def transport_close() -> None:
-    """Close the running loop's client and its pooled connections."""
-    client = _clients.pop(asyncio.get_running_loop(), None)
-    if client is not None:
-        await client.aclose()
+    """Close the running loop's transport and its pooled connections."""
+    transport = _transports.pop(asyncio.get_running_loop(), None)
+    if transport is not None:
+        await transport.aclose()
+
+
+async def _open(upstream: UpstreamRequest, connect_timeout: float, read_timeout: float) -> httpx.Response:
+    """Send the request; the answer's body is still to be read (and the response closed)."""
+    return await get_transport().handle_async_request(_build(upstream, connect_timeout, read_timeout))
 
 
 def _json_default(value: Any) -> Any:
@@ -125,17 +140,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def _build(client: httpx.AsyncClient, upstream: UpstreamRequest, connect_timeout: float, read_timeout: float):
-    headers = dict(upstream.headers)
+def _build(upstream: UpstreamRequest, connect_timeout: float, read_timeout: float) -> httpx.Request:
+    headers = _DEFAULT_HEADERS | {name.lower(): value for name, value in upstream.headers.items()}
     content = None
     if upstream.json is not None:
         content = orjson.dumps(upstream.json, default=_json_default)
         headers.setdefault("content-type", "application/json")
-    timeout = httpx.Timeout(
-        connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
-    )
-    return client.build_request(
-        upstream.method, upstream.url, headers=headers, content=content, timeout=timeout
+    # The timeouts as httpx's client would pass them to its transport.
+    timeout = {"connect": connect_timeout, "read": read_timeout, "write": read_timeout}
+    timeout["pool"] = connect_timeout
+    return httpx.Request(
+        upstream.method, upstream.url, headers=headers, content=content, extensions={"timeout": timeout}
     )
 
 
@@ -196,10 +211,9 @@ async def send(
     deadline: float | None = None,
 ) -> TransportResponse:
     """Send one request and read the whole answer, all of it within `deadline` seconds."""
-    client = get_client()
     try:
         async with asyncio.timeout(deadline):
-            response = await client.send(_build(client, upstream, connect_timeout, read_timeout), stream=True)
+            response = await _open(upstream, connect_timeout, read_timeout)
             try:
                 body = await _read_bounded(response, provider)
             finally:
@@ -309,13 +323,12 @@ async def open_stream(
     """Open a streamed request; the connection is released when the block exits, however it exits.
     Its first event must arrive within `deadline` seconds, and the whole stream end within
     `stream_deadline` (an `UpstreamTimeout` otherwise)."""
-    client = get_client()
     now = asyncio.get_running_loop().time()
     first_by = None if deadline is None else now + deadline
     ends_by = None if stream_deadline is None else now + stream_deadline
     try:
         async with asyncio.timeout_at(first_by):
-            response = await client.send(_build(client, upstream, connect_timeout, read_timeout), stream=True)
+            response = await _open(upstream, connect_timeout, read_timeout)
     except httpx.HTTPError as exc:
         raise _map_exception(exc, provider) from None
     except TimeoutError:

@@ -89,9 +89,9 @@ async def test_network_failures_map_to_typed_retryable_errors(exc, expected, cap
     assert str(exc) not in info.value.message
 
 
-def test_one_client_per_event_loop():
+def test_one_transport_per_event_loop():
     async def client_pair():
-        return transport.get_client(), transport.get_client()
+        return transport.get_transport(), transport.get_transport()
 
     loop_a, loop_b = asyncio.new_event_loop(), asyncio.new_event_loop()
     try:
@@ -99,7 +99,7 @@ def test_one_client_per_event_loop():
         b1, _ = loop_b.run_until_complete(client_pair())
         assert a1 is a2
         assert a1 is not b1
-        assert isinstance(a1, httpx.AsyncClient)
+        assert isinstance(a1, httpx.AsyncBaseTransport)
     finally:
         for loop in (loop_a, loop_b):
             loop.run_until_complete(transport.transport_close())
@@ -171,8 +171,7 @@ async def test_real_transport_round_trip_and_pooled_connection(real_network):
 
     async with LocalServer(respond) as server:
         result = await provider_call(server.config(), REQUEST)
-        client = transport.get_client()
-        assert type(client._transport).__name__ == "AiohttpTransport"
+        assert type(transport.get_transport()).__name__ == "AiohttpTransport"
         second = await provider_call(server.config(), REQUEST)
     assert result.content == second.content == "Hello! How can I assist you today?"
     assert len(server.requests) == 2
