@@ -99,14 +99,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # Connections are checked before use (after a database restart every pooled or persistent one is
-# dead): Django then gives its psycopg pool `check_connection`, one empty round trip per borrow, so a
-# dead connection is replaced instead of failing the request (or gateway DB step) that drew it.
+# dead), so a dead connection is replaced instead of failing the request (or gateway DB step) that
+# drew it. On PostgreSQL the project's backend (smartspec.postgresql) checks a pooled connection
+# without a round trip, and sends the empty query only to one that looks closed.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "smartspec.postgresql"
 # PostgreSQL: a psycopg pool per process. An async worker may hold many calls open at once; each of
 # their short DB steps borrows a connection and gives it back (gateway.db), so the server sees at
 # most DB_POOL_MAX_SIZE connections per worker instead of one per open call. 0 turns the pool off.
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=16)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL_MAX_SIZE > 0:
+if DATABASES["default"]["ENGINE"] == "smartspec.postgresql" and DB_POOL_MAX_SIZE > 0:
     from psycopg_pool.base import AttemptWithBackoff
 
     # The pool refills itself after an outage, retrying every ~0.5 s: psycopg's default doubles the
