@@ -142,7 +142,11 @@ class LeanApi:
         except Exception:
             logger.exception("Internal Server Error: %s", request.path)
             response = error_response_for(request.path, ServerError())
-        await self._send(send, response, request.request_id)
+        try:
+            await self._send(send, response, request.request_id)
+        except Exception:
+            # Mid-stream: the status is sent already; the connection is closed unfinished.
+            logger.exception("Internal Server Error while answering: %s", request.path)
 
     async def _send(self, send, response: HttpResponse, request_id: str) -> None:
         response["X-Request-ID"] = request_id
