@@ -23,8 +23,11 @@ TOKENS = int(os.environ.get("FAKE_TOKENS", "16"))
 EMBEDDING_DIMS = int(os.environ.get("FAKE_EMBEDDING_DIMS", "1536"))
 CHUNK_INTERVAL = float(os.environ.get("FAKE_CHUNK_INTERVAL_MS", "0")) / 1000
 PROMPT_TOKENS = 12
-# OpenRouter sends cost as a JSON number; it is spliced in as text so no float is involved.
-COST = "0.000042"
+# What OpenRouter would charge at gpt-4o-mini's catalog prices ($0.15 / $0.60 per 1M tokens), so the
+# cost stays within the gateway's hold (a flat $0.000042 exceeded it: every call was capped, flagged
+# and logged, a path real traffic does not take). OpenRouter sends cost as a JSON number; it is
+# spliced in as text so no float is involved.
+COST = f"{Decimal('0.00000015') * PROMPT_TOKENS + Decimal('0.0000006') * TOKENS:f}"
 _USAGE_MARK = "__usage__"
 _USAGE_JSON = (
     f'{{"prompt_tokens": {PROMPT_TOKENS}, "completion_tokens": {TOKENS}, '
