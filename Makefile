@@ -46,6 +46,7 @@ worker: migrate
 	$(BIN)/celery -A smartspec worker --beat --schedule=var/celerybeat-schedule --loglevel=INFO
 
 # Benchmarks (run by hand; needs PostgreSQL and Redis): prints a table, writes benchmarks/results/latest.json.
+# The first run installs LiteLLM's proxy (the comparison) into its own venv, var/bench-litellm-venv.
 bench: install-dev
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m benchmarks.run

@@ -8,7 +8,7 @@ model entry `openai/gpt-4o-mini` on the OpenAI-compatible provider pointed at th
 the local model-cost map (no download at start) and logging at ERROR. httptools is added beside it so
 uvicorn parses HTTP as fast as it does for the gateway (without it, uvicorn falls back to h11).
 
-    python -m benchmarks.litellm_proxy install
+    python -m benchmarks.litellm_proxy    # makes the venv now (else the first `make bench` does)
 """
 
 from __future__ import annotations
