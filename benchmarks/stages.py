@@ -92,7 +92,7 @@ def profile(url: str, server_pid: int, auth: str, duration: str) -> dict:
         for pid in workers
     ]
     before = {pid: cpu_ticks(pid) for pid in workers}
-    stats = bench.wrk(url, 64, auth)
+    stats = bench.wrk(url, 64, [auth] if auth else [])
     after = {pid: cpu_ticks(pid) for pid in workers}
     for spy in spies:
         spy.wait()
@@ -129,7 +129,7 @@ def main() -> None:
     try:
         bench.uvicorn("benchmarks.fake_upstream:app", up, env={"FAKE_TOKENS": "16"})
         bench.wait_http(f"http://127.0.0.1:{up}/v1/models")
-        key = bench.prepare_database(env)
+        key, _ = bench.prepare_database(env)
         upstream = f"http://127.0.0.1:{up}/v1/chat/completions"
         proc = bench.uvicorn(
             "benchmarks.minimal_proxy:application", proxy, workers=2, env={"UPSTREAM_URL": upstream}
@@ -141,7 +141,7 @@ def main() -> None:
         proc = bench.uvicorn("smartspec.asgi:application", gw, workers=2, env=env)
         bench.wait_http(f"http://127.0.0.1:{gw}/healthz")
         url = f"http://127.0.0.1:{gw}/v1/chat/completions"
-        bench.client("warmup", url, key)
+        bench.warm(url, [key])
         results["gateway"] = profile(url, proc.pid, key, args.duration)
     finally:
         bench.stop_all()
