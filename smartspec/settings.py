@@ -5,6 +5,7 @@ Defaults make a fresh clone run with nothing else installed: SQLite under
 and Celery onto Redis; `DATABASE_URL` moves the data onto PostgreSQL.
 """
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -247,7 +248,8 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # Prometheus scrapes each host's workers directly, inside the network (see docs/OPERATIONS.md).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -465,6 +467,19 @@ CELERY_BEAT_SCHEDULE["billing-holds-expire"] = {
     "schedule": HOLD_EXPIRY_INTERVAL_SECONDS,
 }
 CELERY_BEAT_SCHEDULE["billing-ledger-reconcile"] = {"task": "billing.ledger_reconcile", "schedule": 3600}
+
+# --- Prometheus metrics (smartspec/metrics.py, GET /metrics) ----------------------------------------
+# The bearer token a scraper sends. Unset: /metrics answers 403, except to loopback while DEBUG is on.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Where every worker process writes its figures, so that a scrape of any worker sums them. Must be set
+# in the environment before the server forks its workers, and emptied at each start (`make run` does
+# both). Unset: each process keeps its own figures (right for one worker only).
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR:
+    PROMETHEUS_MULTIPROC_DIR = str(BASE_DIR / PROMETHEUS_MULTIPROC_DIR)  # a relative path: under the project
+    # prometheus-client reads the variable itself when first imported (a value from .env, too).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 # --- Logging ----------------------------------------------------------------
 LOG_DIR = Path(env_str("LOG_DIR", str(BASE_DIR / "logs")))

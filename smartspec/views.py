@@ -27,6 +27,7 @@ from .errors import (
     is_api_path,
 )
 from .forms import SignupForm, ThrottledAuthenticationForm
+from .metrics import metrics_response
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ def favicon(request):
 @require_GET
 def healthz(request):
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def metrics(request):
+    """Prometheus' scrape (smartspec/metrics.py): the bearer METRICS_TOKEN, or loopback under DEBUG."""
+    return metrics_response(request)
 
 
 def _check_database() -> None:
