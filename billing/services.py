@@ -22,6 +22,7 @@ from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from smartspec import metrics
 from smartspec.errors import Conflict, InsufficientCredits, InvalidRequest
 
 from .credits import (
@@ -65,6 +66,7 @@ def _entry_post(
     """Append one entry and move the cached balance with it. `account` must be locked."""
     account.balance += amount
     account.save(update_fields=["balance", "held", "owed", "updated_at"])
+    metrics.ledger_entry(kind)
     return LedgerEntry.objects.create(
         account=account,
         kind=kind,
@@ -352,6 +354,7 @@ def _hold_settle_pg(*, hold_id: int, amount: int, description: str, reference: s
         )
     if entry_id is None:
         return None
+    metrics.ledger_entry(Kind.USAGE)
     return LedgerEntry(
         id=entry_id,
         account_id=account_id,

@@ -31,6 +31,8 @@ from typing import Any
 
 from django.conf import settings
 
+from smartspec import metrics
+
 from .db import connection_release, db_executor, db_step
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ def call_record(*, record: CallRecord) -> None:
         return
     with _lock:
         _queue.append(record)
+        metrics.record_queue_depth(len(_queue))
         if _drain is not None:
             return
         try:
@@ -97,6 +100,7 @@ def _records_drain() -> None:
             time.sleep(delay)
         with _lock:
             batch = [_queue.popleft() for _ in range(min(MAX_BATCH, len(_queue)))]
+            metrics.record_queue_depth(len(_queue))
             if not batch:
                 _drain = None
                 return
@@ -119,6 +123,7 @@ def _records_write(batch: list[CallRecord]) -> None:
             try:
                 usage_record_create(**record.usage)
             except Exception:  # the charge is in the ledger already; monitoring misses this row
+                metrics.record_failed()
                 logger.exception("recording usage failed for request %s", record.usage.get("request_id"))
     health_samples_record(sample for record in batch for sample in record.health)
 

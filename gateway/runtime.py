@@ -18,6 +18,8 @@ import logging
 
 from django.conf import settings
 
+from smartspec import metrics
+
 from .aftercall import call_records_flush
 from .db import run_db_step
 from .service import calls_drain
@@ -64,6 +66,7 @@ async def process_stopping() -> None:
     if not await asyncio.to_thread(call_records_flush, timeout=5.0):
         logger.error("usage rows were still being written at shutdown")
     await transport_close()
+    metrics.process_exit()
     if unfinished:
         logger.error("shutdown left %s calls unsettled; their holds expire", unfinished)
 

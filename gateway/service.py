@@ -28,6 +28,7 @@ from django.db import Error as DatabaseError
 
 from billing.credits import usd_to_micro
 from billing.services import hold_place, hold_release, hold_settle
+from smartspec import metrics
 from smartspec.errors import BACKING_SERVICE_DOWN, APIError, ServiceUnavailable, UpstreamError
 
 from .aftercall import CallRecord, call_record, health_samples, health_samples_record
@@ -90,6 +91,7 @@ def _open_sync(
     try:
         prepared = chat_prepare_sync(request, request_id=request_id)
         prepared.response_id = response_id or ""
+        metrics.call_model(prepared.plan.model)
         billing = Billing(user=user, api_key_id=api_key_id, hold_amount=_hold_amount(prepared))
         billing.reservation = limits_admit(
             limits=limits,
@@ -108,6 +110,7 @@ def _open_sync(
                     ),
                 )
                 billing.hold_id = hold.pk
+                metrics.hold_placed(billing.hold_amount)
         except BaseException:
             # A call that never starts uses none of its key's allowance.
             limits_settle(reservation=billing.reservation, tokens=0, credits=0)
@@ -191,6 +194,9 @@ def _close_sync(
             truncated=truncated,
             finish_reason=finish_reason,
         )
+        metrics.call_observe(
+            usage=record.usage, first_model=prepared.plan.model, journaled=journaled is not None
+        )
         if journaled is None:
             call_record(record=record)
         else:
@@ -224,6 +230,9 @@ def _settle(*, prepared: PreparedChat, billing: Billing, outcome: Outcome | None
         except BACKING_SERVICE_DOWN:
             # The open hold still reserves the charge: the replay takes exactly this.
             charged, journaled = min(amount, billing.hold_amount), settle
+        except Exception:
+            metrics.settle_failed()
+            raise
     billing.charged = charged
     billing.uncharged = max(0, amount - charged) if billing.hold_id is not None else 0
     limits_settle(

@@ -25,6 +25,7 @@ from .errors import (
     is_api_path,
 )
 from .logging import request_id_var
+from .metrics import request_begin, request_end
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
@@ -37,6 +38,7 @@ def request_id_for(incoming: str) -> str:
 def _start(request) -> None:
     request.request_id = request_id_for(request.headers.get("X-Request-ID", ""))
     request_id_var.set(request.request_id)
+    request_begin(request.path)
 
 
 @sync_and_async_middleware
@@ -47,6 +49,7 @@ def request_id_middleware(get_response):
             _start(request)
             response = await get_response(request)
             response["X-Request-ID"] = request.request_id
+            request_end(response.status_code)
             return response
 
     else:
@@ -55,6 +58,7 @@ def request_id_middleware(get_response):
             _start(request)
             response = get_response(request)
             response["X-Request-ID"] = request.request_id
+            request_end(response.status_code)
             return response
 
     return middleware
