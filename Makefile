@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Every worker's metrics in one folder, emptied at each start (docs/OPERATIONS.md).
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 
 .PHONY: run test lint format worker migrate install install-dev bench
 
@@ -28,7 +30,8 @@ migrate: install .env
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(BIN)/uvicorn smartspec.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools
+	mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db
+	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(BIN)/uvicorn smartspec.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools
 
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)

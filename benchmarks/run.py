@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -243,6 +244,8 @@ def gateway_env(upstream_port: int) -> dict:
         # The fake upstream listens on loopback, which the SSRF check refuses outside DEBUG.
         "ALLOW_PRIVATE_BASE_URLS": "true",
         "CELERY_TASK_ALWAYS_EAGER": "true",
+        # Metrics as production keeps them with several workers (an empty folder per gateway run).
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="ss-bench-metrics-"),
     }
 
 
