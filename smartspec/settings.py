@@ -480,6 +480,10 @@ if PROMETHEUS_MULTIPROC_DIR:
     # prometheus-client reads the variable itself when first imported (a value from .env, too).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
     Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+else:
+    # prometheus-client turns multiprocess mode on when the variable merely exists, even empty (as
+    # `.env` copies it), and would then write its files into the working directory.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 # --- Logging ----------------------------------------------------------------
 LOG_DIR = Path(env_str("LOG_DIR", str(BASE_DIR / "logs")))

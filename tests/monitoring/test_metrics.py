@@ -319,6 +319,25 @@ def test_without_a_token_metrics_answer_only_loopback_in_debug(settings):
     assert anonymous.get("/metrics", REMOTE_ADDR="::1").status_code == 200
 
 
+def test_an_empty_multiproc_dir_means_one_process_not_files_in_the_working_directory(tmp_path):
+    # `.env` as `make run` copies it from .env.example has the variable present and empty.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "smartspec.settings_test", "PROMETHEUS_MULTIPROC_DIR": ""}
+    probe = (
+        "import django; django.setup()\n"
+        "from smartspec import metrics\n"
+        "from prometheus_client import values\n"
+        "metrics.hold_placed(1)\n"
+        "print(values.ValueClass.__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "MutexValue"
+    assert list(tmp_path.glob("*.db")) == []
+
+
 WORKER = """
 import os, sys
 import django
