@@ -28,6 +28,7 @@ from django.http import HttpResponse
 
 from .errors import RequestTooLarge, ServerError, error_response_for
 from .logging import request_id_var
+from .metrics import request_begin, request_end
 from .middleware import request_id_for
 
 logger = logging.getLogger("django.request")
@@ -116,6 +117,7 @@ class LeanApi:
         request_id = request_id_for(headers.get("x-request-id", ""))
         request_id_var.set(request_id)
         path = scope["path"]
+        request_begin(path)
         try:
             body = await _read_body(receive, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         except _TooLarge:
@@ -150,6 +152,7 @@ class LeanApi:
 
     async def _send(self, send, response: HttpResponse, request_id: str) -> None:
         response["X-Request-ID"] = request_id
+        request_end(response.status_code)
         try:
             if not response.streaming:
                 response["Content-Length"] = str(len(response.content))
