@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from smartspec import metrics
 from smartspec.errors import Conflict, InsufficientCredits, InvalidRequest
+from smartspec.postgresql.base import prepared_cursor
 
 from .credits import (
     MICRO_PER_CREDIT,
@@ -124,13 +125,15 @@ def _account_id_for(user, *, refresh: bool = False) -> int:
     return account_id
 
 
-# Table names come from the models, values are bound parameters.
-_HOLD_PLACE_SQL = f"""
+# Table names come from the models, values are bound parameters. `{commit}` is empty, or (a hold on
+# its own, below) a condition that turns this transaction's wait for its WAL flush off as the hold is
+# placed (a refused hold writes nothing, so it has no flush to wait for).
+_HOLD_PLACE_TEMPLATE = f"""
 WITH account AS (
     UPDATE {CreditAccount._meta.db_table}
     SET held = held + %(amount)s, updated_at = %(now)s
     WHERE id = %(account_id)s AND user_id = %(user_id)s AND owed = 0
-      AND balance >= held + %(amount)s
+      AND balance >= held + %(amount)s{{commit}}
     RETURNING id
 )
 INSERT INTO {CreditHold._meta.db_table}
@@ -138,6 +141,7 @@ INSERT INTO {CreditHold._meta.db_table}
 SELECT id, %(request_id)s, 'usage', %(amount)s, 'held', 0, 0, %(expires_at)s, %(now)s FROM account
 RETURNING id
 """  # noqa: S608
+_HOLD_PLACE_SQL = _HOLD_PLACE_TEMPLATE.format(commit="")
 
 
 def _statement_atomic():
@@ -151,7 +155,11 @@ def _statement_atomic():
 # (balance and ledger are untouched) and the call's settle, a durable commit, flushes the WAL up to it
 # before any charge is answered. A PostgreSQL crash in between can only lose the hold itself; the
 # call's settle then finds no hold and charges nothing. Balance and `held` stay in one transaction.
-_HOLD_PLACE_ASYNC_SQL = "SET LOCAL synchronous_commit TO OFF;\n" + _HOLD_PLACE_SQL
+# The setting is made inside the statement (SET LOCAL would be a second statement, which a prepared
+# statement cannot carry); PostgreSQL reads it when this statement's own transaction commits.
+_HOLD_PLACE_ASYNC_SQL = _HOLD_PLACE_TEMPLATE.format(
+    commit="\n      AND set_config('synchronous_commit', 'off', true) = 'off'"
+)
 
 
 def _hold_place_pg(*, account_id, user_id, amount, request_id, now, expires_at) -> CreditHold | None:
@@ -159,8 +167,7 @@ def _hold_place_pg(*, account_id, user_id, amount, request_id, now, expires_at) 
     inside the server only, never while this thread waits for the GIL or the network."""
     # Inside a caller's transaction the caller's commit decides (and SET LOCAL would reach it).
     lone = not connection.in_atomic_block and settings.HOLD_ASYNC_COMMIT
-    with _statement_atomic(), connection.cursor() as cursor:
-        # Both statements go in one simple query, which PostgreSQL runs as one implicit transaction.
+    with _statement_atomic(), prepared_cursor(connection) as cursor:
         cursor.execute(
             _HOLD_PLACE_ASYNC_SQL if lone else _HOLD_PLACE_SQL,
             {
@@ -172,8 +179,6 @@ def _hold_place_pg(*, account_id, user_id, amount, request_id, now, expires_at) 
                 "expires_at": expires_at,
             },
         )
-        if lone:
-            cursor.nextset()  # past the SET's empty result
         row = cursor.fetchone()
     if row is None:
         return None
@@ -327,7 +332,7 @@ def _hold_settle_pg(*, hold_id: int, amount: int, description: str, reference: s
     """`hold_settle` as one statement: the account row is locked inside the server only."""
     now = timezone.now()
     description = description[:500]
-    with _statement_atomic(), connection.cursor() as cursor:
+    with _statement_atomic(), prepared_cursor(connection) as cursor:
         cursor.execute(
             _HOLD_SETTLE_SQL,
             {

@@ -15,6 +15,8 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from smartspec.postgresql.base import prepared_cursor
+
 from .health import ProviderHealthMonitor
 from .models import DailyUsage, ProviderHealthSnapshot, RollupState, UsageRecord
 from .selectors import GROUP_FIELDS, usage_aggregate
@@ -219,7 +221,7 @@ def usage_records_create(*, records: list[dict]) -> int:
         # bulk_create spent more of a call's CPU building and binding its parameters than the
         # rest of the call's database work together (docs/PERFORMANCE.md, the per-stage table).
         payload = orjson.dumps(fields, default=_json_default).decode()
-        with connection.cursor() as cursor:
+        with prepared_cursor(connection) as cursor:
             cursor.execute(_usage_insert_sql(), [payload])
     else:
         UsageRecord.objects.bulk_create([UsageRecord(**row) for row in fields], ignore_conflicts=True)

@@ -139,6 +139,10 @@ GATEWAY_RECORDS_DELAY_MS = env.int("GATEWAY_RECORDS_DELAY_MS", default=20)
 # PostgreSQL: a call's hold commits without waiting for its WAL flush (the settle's durable commit
 # flushes it before any charge); false makes every hold a durable commit of its own.
 HOLD_ASYNC_COMMIT = env.bool("HOLD_ASYNC_COMMIT", default=True)
+# The hot path's statements (hold, settle, usage rows) are prepared once per pooled connection, so
+# PostgreSQL does not parse and plan them for every call. Off behind a pooler that cannot carry
+# prepared statements (PgBouncer in transaction mode before 1.21).
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 # How long a call's hold may stay open before the expiry job gives it back (a crashed worker's);
 # a stream's lives longer, as a long answer must not outlive its hold.
 CALL_HOLD_TTL_SECONDS = env.int("CALL_HOLD_TTL_SECONDS", default=900)

@@ -219,9 +219,9 @@ def _synchronous_commit() -> str:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("async_commit", [True, False])
 def test_a_lone_hold_skips_only_its_own_wal_wait(user, fund, settings, async_commit):
-    """Outside a transaction the hold's statement carries SET LOCAL synchronous_commit=off (one
-    round trip, one implicit transaction); the session, a caller's transaction and the settle keep
-    durable commits."""
+    """Outside a transaction the hold's statement turns synchronous_commit off for its own implicit
+    transaction (set_config(..., true) inside the statement: one round trip, preparable); the
+    session, a caller's transaction and the settle keep durable commits."""
     from django.db import connection, transaction
 
     settings.HOLD_ASYNC_COMMIT = async_commit
@@ -236,7 +236,9 @@ def test_a_lone_hold_skips_only_its_own_wal_wait(user, fund, settings, async_com
         hold = services.hold_place(user=user, amount=3 * C, request_id="lone")
     # (A stale cached account id from another test adds a lookup and a retry: only the hold is asserted.)
     placing = [sql for sql in sent if "INSERT INTO billing_credithold" in sql]
-    assert placing and all(("SET LOCAL synchronous_commit TO OFF" in sql) is async_commit for sql in placing)
+    assert placing and all(
+        ("set_config('synchronous_commit', 'off', true)" in sql) is async_commit for sql in placing
+    )
     assert _synchronous_commit() == "on"
     assert selectors.balance_get(user=user) == {"balance": 10 * C, "held": 3 * C, "available": 7 * C}
     assert CreditHold.objects.get(pk=hold.pk).request_id == "lone"
@@ -245,8 +247,40 @@ def test_a_lone_hold_skips_only_its_own_wal_wait(user, fund, settings, async_com
     with transaction.atomic(), connection.execute_wrapper(record):
         inner = services.hold_place(user=user, amount=2 * C, request_id="in-a-transaction")
         assert _synchronous_commit() == "on"
-    assert not any("SET LOCAL" in sql for sql in sent)
+    assert not any("set_config" in sql for sql in sent)
 
     services.hold_settle(hold_id=hold.pk, amount=C)
     services.hold_release(hold_id=inner.pk)
     assert selectors.balance_get(user=user) == {"balance": 9 * C, "held": 0, "available": 9 * C}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_lone_holds_statement_turns_the_wal_wait_off_for_its_transaction_only(user, fund):
+    """The setting inside the hold's statement is made when the hold is placed (a refused hold writes
+    nothing, so it has no flush to wait for), and lasts only as long as the statement's transaction."""
+    from django.db import connection, transaction
+
+    fund(user, 1)
+    account_id = CreditAccount.objects.get(user=user).pk
+    now = timezone.now()
+    settings_seen = {}
+    for amount in (C // 2, 100 * C):  # placed, and refused for want of credits
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    services._HOLD_PLACE_ASYNC_SQL,
+                    {
+                        "amount": amount,
+                        "now": now,
+                        "account_id": account_id,
+                        "user_id": user.pk,
+                        "request_id": f"async-{amount}",
+                        "expires_at": now,
+                    },
+                )
+                placed = cursor.fetchone()
+            settings_seen[amount] = (placed is not None, _synchronous_commit())
+        assert _synchronous_commit() == "on"
+    assert settings_seen == {C // 2: (True, "off"), 100 * C: (False, "on")}
+    services.hold_release(hold_id=CreditHold.objects.get(request_id=f"async-{C // 2}").pk)
