@@ -106,6 +106,14 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "smartspec.postgresql"
+# The hot path's statements (hold, settle, usage rows) are prepared once per pooled connection, so
+# PostgreSQL does not parse and plan them for every call (smartspec.postgresql.prepared_cursor).
+# Django turns psycopg's prepared statements off; its own cursors bind on the client and never
+# prepare, so the threshold reaches only the cursors that ask for it. Off behind a pooler that cannot
+# carry prepared statements (PgBouncer in transaction mode before 1.21).
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
+if DATABASES["default"]["ENGINE"] == "smartspec.postgresql" and DB_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 # PostgreSQL: a psycopg pool per process. An async worker may hold many calls open at once; each of
 # their short DB steps borrows a connection and gives it back (gateway.db), so the server sees at
 # most DB_POOL_MAX_SIZE connections per worker instead of one per open call. 0 turns the pool off.
@@ -139,10 +147,6 @@ GATEWAY_RECORDS_DELAY_MS = env.int("GATEWAY_RECORDS_DELAY_MS", default=20)
 # PostgreSQL: a call's hold commits without waiting for its WAL flush (the settle's durable commit
 # flushes it before any charge); false makes every hold a durable commit of its own.
 HOLD_ASYNC_COMMIT = env.bool("HOLD_ASYNC_COMMIT", default=True)
-# The hot path's statements (hold, settle, usage rows) are prepared once per pooled connection, so
-# PostgreSQL does not parse and plan them for every call. Off behind a pooler that cannot carry
-# prepared statements (PgBouncer in transaction mode before 1.21).
-DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 # How long a call's hold may stay open before the expiry job gives it back (a crashed worker's);
 # a stream's lives longer, as a long answer must not outlive its hold.
 CALL_HOLD_TTL_SECONDS = env.int("CALL_HOLD_TTL_SECONDS", default=900)
