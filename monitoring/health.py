@@ -44,10 +44,13 @@ _SEP = "|"
 
 CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN = "closed", "open", "half_open"
 
-# Updates one state hash atomically: consecutive counters, the down flag, last error and probe time.
-_STATE_LUA = """
-local k = KEYS[1]
-local ok = tonumber(ARGV[1])
+# One attempt's sample, written atomically in one command: pushed on each of its sample lists (capped,
+# with their expiry), each state hash updated (consecutive counters, the down flag, last error and
+# probe time), the provider's half-open trial ended and the index of members refreshed.
+# KEYS: the sample lists, the state hashes, the trial keys, then the index. ARGV: the three counts,
+# then the fields below, then the members.
+_SAMPLE_LUA = """
+local function update_state(k, ok, ARGV)
 if ok == 1 then
   redis.call('HSET', k, 'fails', 0)
   local oks = redis.call('HINCRBY', k, 'oks', 1)
@@ -72,6 +75,28 @@ if ARGV[7] == '1' then
   redis.call('HSET', k, 'last_probe_at', ARGV[5], 'probe_ok', ok)
 end
 redis.call('EXPIRE', k, tonumber(ARGV[6]))
+end
+
+local nsample, nstate, ntrial = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local payload, maxlen, ttl = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+-- The state update's own arguments, as update_state numbers them.
+local state_args = {ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[6], ARGV[13], ARGV[14], ARGV[15]}
+for i = 1, nsample do
+  redis.call('LPUSH', KEYS[i], payload)
+  redis.call('LTRIM', KEYS[i], 0, maxlen - 1)
+  redis.call('EXPIRE', KEYS[i], ttl)
+end
+for i = nsample + 1, nsample + nstate do
+  update_state(KEYS[i], tonumber(ARGV[7]), state_args)
+end
+for i = nsample + nstate + 1, nsample + nstate + ntrial do
+  redis.call('DEL', KEYS[i])
+end
+local idx = KEYS[nsample + nstate + ntrial + 1]
+for i = 16, #ARGV do
+  redis.call('SADD', idx, ARGV[i])
+end
+redis.call('EXPIRE', idx, ttl)
 return 1
 """
 
@@ -88,7 +113,7 @@ def _next_state(
     caller: str = "",
     min_callers: int = 1,
 ) -> dict:
-    """The same transition as `_STATE_LUA`, for the cache store."""
+    """The same transition as `_SAMPLE_LUA`'s state update, for the cache store."""
     state = dict(state)
     if ok:
         state["fails"] = 0
@@ -189,7 +214,7 @@ class _CacheStore:
 
 
 _redis_clients: dict[str, Any] = {}
-_state_scripts: dict[str, Any] = {}
+_sample_scripts: dict[str, Any] = {}
 
 
 class _RedisStore:
@@ -207,9 +232,9 @@ class _RedisStore:
             )
             _redis_clients[url] = client
             # Registered once per client: each registration hashes the script again.
-            _state_scripts[url] = client.register_script(_STATE_LUA)
+            _sample_scripts[url] = client.register_script(_SAMPLE_LUA)
         self.client = client
-        self.state_script = _state_scripts[url]
+        self.sample_script = _sample_scripts[url]
 
     def write(self, **write) -> None:
         self.write_many([write])
@@ -241,31 +266,29 @@ class _RedisStore:
         caller="",
         min_callers=1,
     ) -> None:
-        payload = json.dumps(sample, separators=(",", ":"))
-        for key in sample_keys:
-            pipe.lpush(key, payload)
-            pipe.ltrim(key, 0, maxlen - 1)
-            pipe.expire(key, ttl)
-        for key in state_keys:
-            self.state_script(
-                keys=[key],
-                args=[
-                    1 if ok else 0,
-                    down_after,
-                    up_after,
-                    error_class,
-                    ts,
-                    ttl,
-                    1 if probe else 0,
-                    caller.replace(",", "") or "-",
-                    min_callers,
-                ],
-                client=pipe,
-            )
-        if trial_keys:
-            pipe.delete(*trial_keys)
-        pipe.sadd(f"{self.prefix}:idx", *members)
-        pipe.expire(f"{self.prefix}:idx", ttl)
+        self.sample_script(
+            keys=[*sample_keys, *state_keys, *trial_keys, f"{self.prefix}:idx"],
+            args=[
+                len(sample_keys),
+                len(state_keys),
+                len(trial_keys),
+                json.dumps(sample, separators=(",", ":")),
+                maxlen,
+                ttl,
+                1 if ok else 0,
+                # update_state's ARGV[1..9] (ok, down, up, error, ts, ttl, probe, caller, min callers).
+                1 if ok else 0,
+                down_after,
+                up_after,
+                error_class,
+                ts,
+                1 if probe else 0,
+                caller.replace(",", "") or "-",
+                min_callers,
+                *members,
+            ],
+            client=pipe,
+        )
 
     def read(self, *, sample_keys, state_keys) -> tuple[dict[str, list], dict[str, dict]]:
         pipe = self.client.pipeline(transaction=False)
