@@ -378,34 +378,12 @@ class ProviderHealthMonitor:
         return f"{self.store.prefix}:trial:{provider}"
 
     # --- writes ---------------------------------------------------------------
-    def record_attempt(
-        self,
-        *,
-        provider: str,
-        model: str,
-        ok: bool,
-        latency_ms: int,
-        output_tokens: int = 0,
-        error_class: str = "",
-        probe: bool = False,
-        caller: str = "",
-    ) -> None:
-        """One attempt's outcome. Probes count toward up/down but never toward traffic rates.
-        `caller` (the user a call was for) tells failures of several callers from one caller's."""
-        self.record_attempts(
-            [
-                {
-                    "provider": provider,
-                    "model": model,
-                    "ok": ok,
-                    "latency_ms": latency_ms,
-                    "output_tokens": output_tokens,
-                    "error_class": error_class,
-                    "probe": probe,
-                    "caller": caller,
-                }
-            ]
-        )
+    def record_attempt(self, **attempt: Any) -> None:
+        """One attempt's outcome (provider, model, ok, latency_ms, and optionally output_tokens,
+        error_class, probe, caller: the keywords of `_write_args`). Probes count toward up/down but
+        never toward traffic rates. `caller` (the user a call was for) tells failures of several
+        callers from one caller's."""
+        self.record_attempts([attempt])
 
     def record_attempts(self, attempts: Iterable[dict]) -> None:
         """Several outcomes (each the keyword arguments of `record_attempt`), written in one round trip."""

@@ -95,3 +95,20 @@ def celery_worker(name: str, env: dict[str, str] | None = None):
         app.conf.task_always_eager = True
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def asgi_post_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict:
+    """The ASGI scope of a POST to `path` on the test server (a `host` header first, then `headers`)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }

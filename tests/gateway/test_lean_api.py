@@ -16,6 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.gateway.conftest import OPENROUTER_HOST, balance, json_response, openrouter_completion
+from tests.support import asgi_post_scope
 
 BODY = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 16}
 
@@ -25,19 +26,7 @@ async def call(scope_path: str, body: bytes, headers: list[tuple[bytes, bytes]],
     `disconnect_after` (seconds), the client hangs up that long after sending its body."""
     from smartspec.asgi import application
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": scope_path,
-        "raw_path": scope_path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = asgi_post_scope(scope_path, headers)
     chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)] or [b""]
     sent: list[dict] = []
 

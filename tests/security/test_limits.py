@@ -16,6 +16,7 @@ from tests.gateway.conftest import (
     json_response,
     openrouter_completion,
 )
+from tests.support import asgi_post_scope
 
 pytestmark = pytest.mark.django_db
 
@@ -330,24 +331,14 @@ def test_a_chunked_body_without_content_length_is_also_413(providers, funded_use
     async def send(message):
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [
-            (b"host", b"testserver"),
+    scope = asgi_post_scope(
+        path,
+        [
             (b"content-type", b"application/json"),
             (b"transfer-encoding", b"chunked"),
             (b"authorization", f"Bearer {api_key}".encode()),
         ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    )
     before = balance(funded_user)
     # As Django's test client does: the handler must not close the test's own connection.
     signals.request_started.disconnect(close_old_connections)
