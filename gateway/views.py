@@ -273,15 +273,13 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return error_response(MethodNotAllowed())
     try:
-        api_key = await _authenticate(request)
-        parsed = openai_format.embeddings_request(_json_body(request))
-        answer = await LLMGateway().invoke(
-            parsed.request,
-            api_key.user,
-            api_key_id=api_key.pk,
-            request_id=request.request_id,
-            limits=KeyLimits.from_api_key(api_key),
+        # The key, the route's catalog entries and the hold in one DB step, as for chat completions.
+        parsed, opened = await _parsed_call_open(
+            request,
+            _presented_key(request),
+            lambda: openai_format.embeddings_request(_json_body(request)),
         )
+        answer = await LLMGateway().invoke_opened(opened)
         return openai_json(openai_format.embeddings_response(answer, encoding_format=parsed.encoding_format))
     except APIError as exc:
         return error_response(exc)
