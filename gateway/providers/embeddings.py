@@ -12,6 +12,7 @@ Token-array input only goes to OpenAI-compatible targets (the router skips the o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -99,17 +100,16 @@ def build_request(request: EmbeddingsRequest, config: ProviderConfig) -> Upstrea
     )
 
 
+# What a vector's numbers parse to (`load_json` reads fractions as Decimal); bool is not among them.
+_NUMBER_TYPES = frozenset({Decimal, int, float})
+
+
 def _vector(value: Any, provider: str) -> list[float]:
-    if not isinstance(value, list) or not value:
+    # Checked and converted with map(): a vector has hundreds to thousands of numbers, and a Python
+    # loop over them cost more CPU than all the rest of an embeddings call.
+    if not isinstance(value, list) or not value or not set(map(type, value)) <= _NUMBER_TYPES:
         raise malformed(provider)
-    out = []
-    for number in value:
-        if isinstance(number, bool) or (
-            not isinstance(number, int | float) and not hasattr(number, "is_finite")
-        ):
-            raise malformed(provider)
-        out.append(float(number))
-    return out
+    return list(map(float, value))
 
 
 def parse_response(body: bytes, config: ProviderConfig, *, count: int) -> EmbeddingsResult:
