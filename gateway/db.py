@@ -79,8 +79,12 @@ def _caller_thread_waits() -> bool:
 
 def run_db_step(func: Callable[P, R]):
     """`await run_db_step(f)(...)`: `f` on the shared DB-step threads, its connection released after."""
-    if settings.GATEWAY_DB_THREADS <= 0 or _caller_thread_waits():
+    if _caller_thread_waits():
         return sync_to_async(db_step(func))
+    if settings.GATEWAY_DB_THREADS <= 0:
+        # asgiref's one shared thread: no request's end closes its connection there (the API faces
+        # run without Django's handler and its signals), so the step releases it as a pooled one does.
+        return sync_to_async(db_step(func, pooled_thread=True))
     return functools.partial(_on_db_thread, db_step(func, pooled_thread=True))
 
 

@@ -67,13 +67,10 @@ _transports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncBas
     weakref.WeakKeyDictionary()
 )
 _test_transport: httpx.AsyncBaseTransport | None = None
-# What an `httpx.AsyncClient` sends on every request unless told otherwise (names lower-cased).
-_DEFAULT_HEADERS = {
-    "accept": "*/*",
-    "accept-encoding": "gzip, deflate, zstd",
-    "connection": "keep-alive",
-    "user-agent": f"python-httpx/{httpx.__version__}",
-}
+# What an `httpx.AsyncClient` sends on every request unless told otherwise (names lower-cased),
+# taken from a client's own defaults: it offers only the encodings this install can decode (zstd
+# only with the optional `zstandard`), and the answer is decoded by httpx.
+_DEFAULT_HEADERS = {name.lower(): value for name, value in httpx.AsyncClient().headers.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ the connection, as before.
 
 from __future__ import annotations
 
+import contextlib
 import select
 
 import psycopg
@@ -26,8 +27,10 @@ def connection_check(conn) -> None:
     pgconn = conn.pgconn
     doubtful = conn.closed or pgconn.status != pq.ConnStatus.OK
     if not doubtful:
-        readable, _, _ = select.select([pgconn.socket], [], [], 0)
-        doubtful = bool(readable)
+        # poll(), not select(): a busy worker's sockets go past select()'s limit of 1024.
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN)
+        doubtful = bool(poller.poll(0))
     if doubtful:
         ConnectionPool.check_connection(conn)
 
@@ -46,7 +49,17 @@ class _PreparingCursor(psycopg.Cursor):
     """Server-side binding, each statement prepared on its connection at its first run."""
 
     def execute(self, query, params=None, *, prepare=None, binary=None):
-        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+        try:
+            return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+        except psycopg.Error:
+            # A statement prepared by a run that failed (a reused request id's hold) stays on the
+            # server while psycopg forgets its name and prepares it anew next time: drop them all,
+            # so failures repeated on purpose cannot pile statements up in the server's memory.
+            # (Inside a transaction its rollback does the same: psycopg deallocates on ROLLBACK.)
+            if self.connection.info.transaction_status == pq.TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    psycopg.Cursor(self.connection).execute("DEALLOCATE ALL", prepare=False)
+            raise
 
 
 def prepared_cursor(connection):

@@ -284,3 +284,33 @@ def test_the_lone_holds_statement_turns_the_wal_wait_off_for_its_transaction_onl
         assert _synchronous_commit() == "on"
     assert settings_seen == {C // 2: (True, "off"), 100 * C: (False, "on")}
     services.hold_release(hold_id=CreditHold.objects.get(request_id=f"async-{C // 2}").pk)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_reused_request_id_leaves_no_prepared_statements_behind(user, fund):
+    """The hot statements are prepared once per connection; a hold refused for a reused request id
+    (it fails after its statement was prepared) must not leave a new one on the server each time."""
+    from django.db import connection
+
+    fund(user, 10)
+    services.hold_place(user=user, amount=C, request_id="reused")
+
+    def prepared() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            return cursor.fetchone()[0]
+
+    counts = []
+    for _ in range(5):
+        # A small amount travels as another integer type: a statement this connection has not
+        # prepared yet, so each refused hold prepares it first (the case that leaked).
+        with pytest.raises(Conflict):
+            services.hold_place(user=user, amount=7, request_id="reused")
+        counts.append(prepared())
+    assert max(counts) <= 2, counts
+    # And the hold's statement still runs (prepared again) after the clean-up.
+    fresh = services.hold_place(user=user, amount=C, request_id="fresh")
+    assert fresh.amount == C
+    for hold in CreditHold.objects.filter(state=CreditHold.State.HELD):
+        services.hold_release(hold_id=hold.pk)
