@@ -24,9 +24,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpResponse
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse
+from django.middleware.security import SecurityMiddleware
 
-from .errors import RequestTooLarge, ServerError, error_response_for
+from .errors import InvalidRequest, RequestTooLarge, ServerError, error_response_for
 from .logging import request_id_var
 from .metrics import request_begin, request_end
 from .middleware import request_id_for
@@ -49,18 +51,32 @@ class LeanHeaders(dict):
         return isinstance(name, str) and super().__contains__(name.lower())
 
 
-class LeanRequest:
-    """What the API views read of a request: method, path, headers, body and the request id."""
+class LeanRequest(HttpRequest):
+    """What the API views and the security checks read of a request: method, path, headers, body,
+    the request id, and the META that Django's host, scheme and full-path methods read. Django's
+    constructor (query dicts, upload handlers, META from every header) is not run."""
 
-    __slots__ = ("META", "body", "headers", "method", "path", "request_id")
-
-    def __init__(self, *, method: str, path: str, headers: LeanHeaders, body: bytes, request_id: str):
-        self.method = method
-        self.path = path
+    def __init__(self, scope, *, headers: LeanHeaders, body: bytes, request_id: str):
+        self.method = scope["method"]
+        self.path = self.path_info = scope["path"]
         self.headers = headers
-        self.body = body
+        self._body = body
         self.request_id = request_id
-        self.META = {"CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": headers.get("content-type", "")}
+        self._scheme = scope.get("scheme", "http")
+        server = scope.get("server") or ("", 80)
+        self.META = {
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": headers.get("content-type", ""),
+            "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+            "SERVER_NAME": server[0],
+            "SERVER_PORT": str(server[1]),
+        }
+        for name in ("host", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port"):
+            if name in headers:
+                self.META["HTTP_" + name.upper().replace("-", "_")] = headers[name]
+
+    def _get_scheme(self) -> str:
+        return self._scheme
 
     async def auser(self):
         # No session on this path (a request carrying cookies goes to the full site): anonymous.
@@ -106,6 +122,8 @@ class LeanApi:
 
     def __init__(self, routes: dict[str, View]):
         self.routes = routes
+        # Django's own: the HTTPS redirect (SECURE_SSL_REDIRECT) and the security headers.
+        self.security = SecurityMiddleware(lambda request: None)
 
     def serves(self, scope) -> bool:
         if scope["path"] not in self.routes:
@@ -124,9 +142,10 @@ class LeanApi:
             return await self._send(send, error_response_for(path, RequestTooLarge()), request_id)
         except asyncio.CancelledError:
             return None
-        request = LeanRequest(
-            method=scope["method"], path=path, headers=headers, body=body, request_id=request_id
-        )
+        request = LeanRequest(scope, headers=headers, body=body, request_id=request_id)
+        refused = self._refused(request)
+        if refused is not None:
+            return await self._send(send, refused, request)
         handling = asyncio.ensure_future(self._handle(request, send))
         watching = asyncio.ensure_future(_disconnected(receive))
         try:
@@ -138,6 +157,16 @@ class LeanApi:
             # A cancelled view still settles its call (shielded); wait for it to unwind.
             await asyncio.gather(handling, watching, return_exceptions=True)
 
+    def _refused(self, request: LeanRequest) -> HttpResponse | None:
+        """What the full site's middleware would answer instead of the view: 400 for a Host not in
+        ALLOWED_HOSTS, the redirect to HTTPS."""
+        try:
+            request.get_host()
+        except DisallowedHost:
+            logger.warning("Invalid Host header on %s", request.path)
+            return error_response_for(request.path, InvalidRequest("The Host header is not allowed."))
+        return self.security.process_request(request)
+
     async def _handle(self, request: LeanRequest, send) -> None:
         try:
             response = await self.routes[request.path](request)
@@ -145,13 +174,17 @@ class LeanApi:
             logger.exception("Internal Server Error: %s", request.path)
             response = error_response_for(request.path, ServerError())
         try:
-            await self._send(send, response, request.request_id)
+            await self._send(send, response, request)
         except Exception:
             # Mid-stream: the status is sent already; the connection is closed unfinished.
             logger.exception("Internal Server Error while answering: %s", request.path)
 
-    async def _send(self, send, response: HttpResponse, request_id: str) -> None:
-        response["X-Request-ID"] = request_id
+    async def _send(self, send, response: HttpResponse, request: LeanRequest | str) -> None:
+        """Send `response`; `request` is the request, or only its id when the body was refused."""
+        if isinstance(request, LeanRequest):
+            self.security.process_response(request, response)
+            request = request.request_id
+        response["X-Request-ID"] = request
         request_end(response.status_code)
         try:
             if not response.streaming:

@@ -157,3 +157,35 @@ def test_lean_headers_are_case_insensitive():
     assert headers.get("Authorization") == "Bearer x" and "AUTHORIZATION" in headers
     assert headers["authorization"] == "Bearer x" and headers.get("X-Missing", "") == ""
     assert isinstance(httpx.Headers(headers), httpx.Headers)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_django_security_checks_apply_on_the_lean_face(providers, funded_user, api_key, settings):
+    providers.on(OPENROUTER_HOST, lambda req, body: json_response(200, openrouter_completion()))
+    body = json.dumps(BODY).encode()
+    # A Host not in ALLOWED_HOSTS: the 400 the full site gives, as JSON, and nothing is charged.
+    before = await sync_to_async(balance)(funded_user)
+    status, _, answer = await call("/v1/chat/completions", body, [(b"host", b"evil.example"), *auth(api_key)])
+    assert status == 400 and json.loads(answer)["error"]["type"] == "invalid_request_error"
+    assert await sync_to_async(balance)(funded_user) == before
+    # Plain HTTP with SECURE_SSL_REDIRECT: Django's redirect, before any work.
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    from smartspec import asgi
+    from smartspec.lean import LeanApi
+
+    lean = LeanApi(asgi._api.routes)  # the middleware reads its settings when it is built
+    original, asgi._api = asgi._api, lean
+    try:
+        status, headers, _ = await call("/v1/chat/completions", body, auth(api_key))
+        assert status == 301 and headers["location"] == "https://testserver/v1/chat/completions"
+        status, headers, _ = await call(
+            "/v1/chat/completions", body, [(b"x-forwarded-proto", b"https"), *auth(api_key)]
+        )
+        assert status == 200
+        assert headers["strict-transport-security"].startswith("max-age=3600")
+        assert headers["x-content-type-options"] == "nosniff"
+    finally:
+        asgi._api = original
+    assert (await sync_to_async(balance)(funded_user))["balance"] == before["balance"] - 125_000
