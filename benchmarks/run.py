@@ -435,7 +435,8 @@ def rows_gateway(r: dict) -> list[tuple[str, str, str, str]]:
         (
             "S3 streaming",
             f"added TTFT p50 {ttft_added:.2f} ms; {s3['gateway']['chunks_per_s']} chunks/s per stream "
-            f"({relay:.0%} of the upstream's {s3['upstream']['chunks_per_s']})",
+            f"({relay:.0%} of the upstream's {s3['upstream']['chunks_per_s']}); from first to last chunk "
+            f"{s3['gateway'].get('relay_chunks_per_s')} chunks/s (upstream {s3['upstream'].get('relay_chunks_per_s')})",
             "added TTFT p50 <= 2 ms, >= 50% of upstream chunks/s",
             met(ttft_added <= 2 and relay >= 0.5),
         ),

@@ -31,10 +31,10 @@ def _headers(auth: str) -> dict:
     return headers
 
 
-async def one_stream(session, url: str, auth: str) -> tuple[float, int, float]:
-    """(time to first content chunk, content chunks, total seconds)."""
+async def one_stream(session, url: str, auth: str) -> tuple[float, int, float, float]:
+    """(time to first content chunk, content chunks, total seconds, time to the last content chunk)."""
     started = time.perf_counter()
-    first = None
+    first = last = None
     chunks = 0
     async with session.post(url, json=BODY, headers=_headers(auth)) as response:
         if response.status != 200:
@@ -46,9 +46,10 @@ async def one_stream(session, url: str, auth: str) -> tuple[float, int, float]:
             choices = event.get("choices") or []
             if choices and choices[0].get("delta", {}).get("content"):
                 chunks += 1
+                last = time.perf_counter() - started
                 if first is None:
-                    first = time.perf_counter() - started
-    return (first or 0.0), chunks, time.perf_counter() - started
+                    first = last
+    return (first or 0.0), chunks, time.perf_counter() - started, (last or 0.0)
 
 
 def _rss_mb(pid: int) -> float:
@@ -77,17 +78,20 @@ def _children(pid: int) -> list[int]:
 
 async def ttft(url: str, auth: str, n: int) -> dict:
     async with aiohttp.ClientSession() as session:
-        firsts, rates = [], []
+        firsts, rates, relays = [], [], []
         for _ in range(n):
-            first, chunks, total = await one_stream(session, url, auth)
+            first, chunks, total, last = await one_stream(session, url, auth)
             firsts.append(first * 1000)
             rates.append(chunks / total if total else 0)
+            # The relay alone: chunks after the first over the time from the first to the last.
+            relays.append((chunks - 1) / (last - first) if last > first else 0)
     firsts.sort()
     return {
         "n": n,
         "ttft_p50_ms": round(statistics.median(firsts), 3),
         "ttft_p99_ms": round(firsts[int(len(firsts) * 0.99) - 1], 3),
         "chunks_per_s": round(statistics.median(rates), 1),
+        "relay_chunks_per_s": round(statistics.median(relays), 1),
     }
 
 
