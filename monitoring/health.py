@@ -240,11 +240,24 @@ class _RedisStore:
         self.write_many([write])
 
     def write_many(self, writes: list[dict]) -> None:
-        """Every sample of `writes` (the keyword arguments of `write`) in one pipeline, in order."""
-        pipe = self.client.pipeline(transaction=False)
-        for write in writes:
-            self._queue(pipe, **write)
-        pipe.execute()
+        """Every sample of `writes` (the keyword arguments of `write`) in one pipeline, in order.
+
+        The script is called by its hash alone (redis-py's Script object would first ask SCRIPT
+        EXISTS, a round trip per batch); a Redis that lost it (a restart, SCRIPT FLUSH) refuses every
+        call of the batch, which is then sent again once the script is loaded."""
+        from redis.exceptions import NoScriptError
+
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for write in writes:
+                self._queue(pipe, **write)
+            try:
+                pipe.execute()
+                return
+            except NoScriptError:
+                if attempt:
+                    raise
+                self.client.script_load(_SAMPLE_LUA)
 
     def _queue(
         self,
@@ -266,9 +279,12 @@ class _RedisStore:
         caller="",
         min_callers=1,
     ) -> None:
-        self.sample_script(
-            keys=[*sample_keys, *state_keys, *trial_keys, f"{self.prefix}:idx"],
-            args=[
+        keys = [*sample_keys, *state_keys, *trial_keys, f"{self.prefix}:idx"]
+        pipe.evalsha(
+            self.sample_script.sha,
+            len(keys),
+            *keys,
+            *[
                 len(sample_keys),
                 len(state_keys),
                 len(trial_keys),
@@ -287,16 +303,19 @@ class _RedisStore:
                 min_callers,
                 *members,
             ],
-            client=pipe,
         )
 
     def read(self, *, sample_keys, state_keys) -> tuple[dict[str, list], dict[str, dict]]:
-        pipe = self.client.pipeline(transaction=False)
-        for key in sample_keys:
-            pipe.lrange(key, 0, -1)
-        for key in state_keys:
-            pipe.hgetall(key)
-        out = pipe.execute()
+        if not sample_keys and len(state_keys) == 1:
+            # The circuit breaker's read for a one-provider route, on every call: no pipeline.
+            out = [self.client.hgetall(state_keys[0])]
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for key in sample_keys:
+                pipe.lrange(key, 0, -1)
+            for key in state_keys:
+                pipe.hgetall(key)
+            out = pipe.execute()
         samples = {k: [json.loads(raw) for raw in out[i]] for i, k in enumerate(sample_keys)}
         states = {}
         for i, key in enumerate(state_keys):

@@ -138,6 +138,33 @@ def test_redis_store_is_shared_between_monitors(settings, clock):
         first.clear()
 
 
+@pytest.mark.redis
+def test_samples_are_written_after_redis_lost_the_script(settings, clock):
+    """The sample script is called by its hash; a Redis that lost it (restart, SCRIPT FLUSH) gets it
+    loaded again and the batch written, not dropped."""
+    from monitoring.health import ProviderHealthMonitor, _RedisStore
+
+    settings.HEALTH_KEY_PREFIX = "test-health-flush"
+    store = _RedisStore("test-health-flush", settings.REDIS_URL)
+    monitor = ProviderHealthMonitor(store=store, now=clock)
+    failure = {
+        "provider": "groq",
+        "model": "m",
+        "ok": False,
+        "latency_ms": 10,
+        "error_class": "UpstreamTimeout",
+    }
+    try:
+        monitor.record_attempt(**failure)
+        store.client.script_flush()
+        monitor.record_attempts([failure, failure])
+        samples, _ = monitor._read([("groq", "m")])
+        assert len(samples[monitor._traffic_key("groq", "m")]) == 3
+        assert monitor.is_provider_healthy("groq") is False
+    finally:
+        monitor.clear()
+
+
 def test_a_redis_outage_never_reaches_the_caller(settings, clock, caplog):
     from monitoring.health import ProviderHealthMonitor, _RedisStore
 
