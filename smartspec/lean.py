@@ -139,7 +139,8 @@ class LeanApi:
         try:
             body = await _read_body(receive, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         except _TooLarge:
-            return await self._send(send, error_response_for(path, RequestTooLarge()), request_id)
+            request = LeanRequest(scope, headers=headers, body=b"", request_id=request_id)
+            return await self._send(send, error_response_for(path, RequestTooLarge()), request)
         except asyncio.CancelledError:
             return None
         request = LeanRequest(scope, headers=headers, body=body, request_id=request_id)
@@ -179,12 +180,9 @@ class LeanApi:
             # Mid-stream: the status is sent already; the connection is closed unfinished.
             logger.exception("Internal Server Error while answering: %s", request.path)
 
-    async def _send(self, send, response: HttpResponse, request: LeanRequest | str) -> None:
-        """Send `response`; `request` is the request, or only its id when the body was refused."""
-        if isinstance(request, LeanRequest):
-            self.security.process_response(request, response)
-            request = request.request_id
-        response["X-Request-ID"] = request
+    async def _send(self, send, response: HttpResponse, request: LeanRequest) -> None:
+        self.security.process_response(request, response)
+        response["X-Request-ID"] = request.request_id
         request_end(response.status_code)
         try:
             if not response.streaming:
