@@ -18,12 +18,11 @@ import psycopg
 from django.conf import settings
 from django.db.backends.postgresql import base
 from psycopg import pq
+from psycopg_pool import ConnectionPool
 
 
 def connection_check(conn) -> None:
     """The pool's check: quiet for a sound idle connection, the full check for a doubtful one."""
-    from psycopg_pool import ConnectionPool
-
     pgconn = conn.pgconn
     doubtful = conn.closed or pgconn.status != pq.ConnStatus.OK
     if not doubtful:
