@@ -7,6 +7,7 @@ pipeline imports both from this module.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from decimal import Decimal
 
@@ -194,6 +195,7 @@ def _json_default(value):
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+@functools.cache
 def _usage_insert_sql() -> str:
     table = UsageRecord._meta.db_table
     columns = ", ".join(
