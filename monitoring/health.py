@@ -48,52 +48,55 @@ CIRCUIT_CLOSED, CIRCUIT_OPEN, CIRCUIT_HALF_OPEN = "closed", "open", "half_open"
 # with their expiry), each state hash updated (consecutive counters, the down flag, last error and
 # probe time), the provider's half-open trial ended and the index of members refreshed.
 # KEYS: the sample lists, the state hashes, the trial keys, then the index. ARGV: the three counts,
-# then the fields below, then the members.
+# the sample, maxlen, ttl, ok, down_after, up_after, error, ts, probe, caller, min_callers, then the
+# members (the order `_RedisStore._queue` sends them in).
 _SAMPLE_LUA = """
-local function update_state(k, ok, ARGV)
-if ok == 1 then
-  redis.call('HSET', k, 'fails', 0)
-  local oks = redis.call('HINCRBY', k, 'oks', 1)
-  if redis.call('HGET', k, 'down') == '1' and oks >= tonumber(ARGV[3]) then
-    redis.call('HSET', k, 'down', 0, 'up_at', ARGV[5])
-  end
-  redis.call('HDEL', k, 'fail_callers', 'ncallers')
-else
-  redis.call('HSET', k, 'oks', 0, 'last_error', ARGV[4], 'last_error_at', ARGV[5])
-  local fails = redis.call('HINCRBY', k, 'fails', 1)
-  local callers = redis.call('HGET', k, 'fail_callers') or ','
-  local ncallers = tonumber(redis.call('HGET', k, 'ncallers') or '0')
-  if ncallers < tonumber(ARGV[9]) and not string.find(callers, ',' .. ARGV[8] .. ',', 1, true) then
-    redis.call('HSET', k, 'fail_callers', callers .. ARGV[8] .. ',')
-    ncallers = redis.call('HINCRBY', k, 'ncallers', 1)
-  end
-  if fails >= tonumber(ARGV[2]) and ncallers >= tonumber(ARGV[9]) then
-    redis.call('HSET', k, 'down', 1)
-  end
-end
-if ARGV[7] == '1' then
-  redis.call('HSET', k, 'last_probe_at', ARGV[5], 'probe_ok', ok)
-end
-redis.call('EXPIRE', k, tonumber(ARGV[6]))
-end
-
 local nsample, nstate, ntrial = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local payload, maxlen, ttl = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
--- The state update's own arguments, as update_state numbers them.
-local state_args = {ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[6], ARGV[13], ARGV[14], ARGV[15]}
+local ok, down_after, up_after = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local err, ts, probe, caller, min_callers = ARGV[10], ARGV[11], ARGV[12], ARGV[13], tonumber(ARGV[14])
+local first_member = 15
+
+local function update_state(k)
+  if ok == 1 then
+    redis.call('HSET', k, 'fails', 0)
+    local oks = redis.call('HINCRBY', k, 'oks', 1)
+    if redis.call('HGET', k, 'down') == '1' and oks >= up_after then
+      redis.call('HSET', k, 'down', 0, 'up_at', ts)
+    end
+    redis.call('HDEL', k, 'fail_callers', 'ncallers')
+  else
+    redis.call('HSET', k, 'oks', 0, 'last_error', err, 'last_error_at', ts)
+    local fails = redis.call('HINCRBY', k, 'fails', 1)
+    local callers = redis.call('HGET', k, 'fail_callers') or ','
+    local ncallers = tonumber(redis.call('HGET', k, 'ncallers') or '0')
+    if ncallers < min_callers and not string.find(callers, ',' .. caller .. ',', 1, true) then
+      redis.call('HSET', k, 'fail_callers', callers .. caller .. ',')
+      ncallers = redis.call('HINCRBY', k, 'ncallers', 1)
+    end
+    if fails >= down_after and ncallers >= min_callers then
+      redis.call('HSET', k, 'down', 1)
+    end
+  end
+  if probe == '1' then
+    redis.call('HSET', k, 'last_probe_at', ts, 'probe_ok', ok)
+  end
+  redis.call('EXPIRE', k, ttl)
+end
+
 for i = 1, nsample do
   redis.call('LPUSH', KEYS[i], payload)
   redis.call('LTRIM', KEYS[i], 0, maxlen - 1)
   redis.call('EXPIRE', KEYS[i], ttl)
 end
 for i = nsample + 1, nsample + nstate do
-  update_state(KEYS[i], tonumber(ARGV[7]), state_args)
+  update_state(KEYS[i])
 end
 for i = nsample + nstate + 1, nsample + nstate + ntrial do
   redis.call('DEL', KEYS[i])
 end
 local idx = KEYS[nsample + nstate + ntrial + 1]
-for i = 16, #ARGV do
+for i = first_member, #ARGV do
   redis.call('SADD', idx, ARGV[i])
 end
 redis.call('EXPIRE', idx, ttl)
@@ -284,25 +287,21 @@ class _RedisStore:
             self.sample_script.sha,
             len(keys),
             *keys,
-            *[
-                len(sample_keys),
-                len(state_keys),
-                len(trial_keys),
-                json.dumps(sample, separators=(",", ":")),
-                maxlen,
-                ttl,
-                1 if ok else 0,
-                # update_state's ARGV[1..9] (ok, down, up, error, ts, ttl, probe, caller, min callers).
-                1 if ok else 0,
-                down_after,
-                up_after,
-                error_class,
-                ts,
-                1 if probe else 0,
-                caller.replace(",", "") or "-",
-                min_callers,
-                *members,
-            ],
+            len(sample_keys),
+            len(state_keys),
+            len(trial_keys),
+            json.dumps(sample, separators=(",", ":")),
+            maxlen,
+            ttl,
+            1 if ok else 0,
+            down_after,
+            up_after,
+            error_class,
+            ts,
+            1 if probe else 0,
+            caller.replace(",", "") or "-",
+            min_callers,
+            *members,
         )
 
     def read(self, *, sample_keys, state_keys) -> tuple[dict[str, list], dict[str, dict]]:
