@@ -329,15 +329,11 @@ def metrics_text() -> bytes:
     return generate_latest(registry)
 
 
-_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-
-
 def _loopback(address: str) -> bool:
     try:
-        ip = ipaddress.ip_address(address)
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
-    return any(ip in net for net in _LOOPBACK)
 
 
 def scrape_refusal(request) -> errors.APIError | None:
