@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import run as bench
+from benchmarks.stream_client import children
 
 # (stage, markers): a frame belongs to the stage when its text contains one of the markers. The
 # innermost matching frame of a sample decides, so "hold" wins over "auth" for the hold's own SQL.
@@ -68,11 +69,6 @@ def cpu_ticks(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 def profile(url: str, server_pid: int, auth: str, duration: str) -> dict:

@@ -63,7 +63,8 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a server's workers)."""
     kids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -101,7 +102,7 @@ async def concurrent(url: str, auth: str, n: int, watch_pid: int) -> dict:
 
     async def watch():
         while not stop.is_set():
-            for pid in _children(watch_pid) or [watch_pid]:
+            for pid in children(watch_pid) or [watch_pid]:
                 peak[pid] = max(peak.get(pid, 0.0), _rss_mb(pid))
             await asyncio.sleep(0.1)
 
