@@ -50,6 +50,13 @@ def usage_hold_get(*, user, request_id: str) -> dict | None:
     return hold
 
 
+def hold_charged_get(*, hold_id: int) -> int:
+    """Micro-credits a hold's settle charged (0 while open, released or expired, or when it is gone)."""
+    from .models import CreditHold
+
+    return CreditHold.objects.filter(pk=hold_id).values_list("charged", flat=True).first() or 0
+
+
 def balance_display_get(*, user) -> dict:
     """The balance as the pages show it: {"balance", "held", "available"} as statement figures
     ("1,000.00"), "usd" / "balance_usd" the available credits' / the balance's worth at cost

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import Error as DatabaseError
 
+from billing.selectors import hold_charged_get
 from billing.services import hold_release, hold_settle, holds_expire
 
 from .db import connection_release
@@ -112,7 +113,10 @@ def _replay_one(path: Path) -> None:
             ledger = hold_settle(
                 hold_id=hold_id, amount=amount, description=entry["description"], reference=entry["reference"]
             )
-            charged = -ledger.amount if ledger is not None else 0
+            # None: the hold was closed already, by another replay of this entry (another process of
+            # this host, or the expiry job) or by a replay that died before its usage row. The row
+            # then says what that settle charged, whichever replay writes it first.
+            charged = -ledger.amount if ledger is not None else hold_charged_get(hold_id=hold_id)
         else:
             hold_release(hold_id=hold_id)
     except ValueError:

@@ -254,3 +254,37 @@ def test_the_embedded_server_expires_abandoned_holds_and_replays_journaled_settl
 
     assert UsageRecord.objects.get(request_id="answered-during-outage").credits == 3 * C
     assert not list((tmp_path / "journal").glob("*.json"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_that_finds_its_hold_already_settled_records_what_that_settle_charged(
+    user, tmp_path, monkeypatch
+):
+    """Two replays of one journaled settle at once (a process's own replayer and the expiry job, as a
+    CI run met): the one that settles charges; the other finds the hold closed. Whichever writes the
+    usage row first, the row says what the hold was charged, never 0."""
+    from billing.services import hold_settle
+    from gateway import settle_journal
+    from monitoring.models import UsageRecord
+    from tests.gateway.conftest import grant
+
+    grant(user, 100)
+    hold = _abandoned_hold(user, 7, "replayed-twice")
+    usage = {
+        "user_id": user.pk, "api_key_id": None, "request_id": "replayed-twice",
+        "model": "openai/gpt-4o", "provider": "openrouter", "task_type": "simple", "route": "explicit",
+        "prompt_tokens": 10, "completion_tokens": 20, "cost_usd": "0.003", "credits": 3 * C, "hold": 7 * C,
+        "latency_ms": 5, "ttft_ms": None, "attempts": [], "status": "ok",
+    }  # fmt: skip
+    monkeypatch.setattr(settle_journal, "replayer_start", lambda: None)
+    with override_journal(str(tmp_path)):
+        settle_journal.settle_journal_add(
+            hold_id=hold.pk, amount=3 * C, description="gpt-4o", reference="replayed-twice", usage=usage
+        )
+        # The other replay's settle committed; its usage row is not written yet.
+        hold_settle(hold_id=hold.pk, amount=3 * C, description="gpt-4o", reference="replayed-twice")
+        assert settle_journal.settles_replay() == 1
+
+    row = UsageRecord.objects.get(request_id="replayed-twice")
+    assert (row.credits, row.uncharged) == (3 * C, 0)
+    assert settle_journal.settle_journal_pending() == []
