@@ -177,12 +177,21 @@ def api_key_authenticate(raw: str, *, cached: object = _UNREAD) -> ApiKey | None
     return api_key
 
 
-def api_key_authenticate_prefetching(raw: str, *, cache_keys: list[str]) -> tuple[ApiKey | None, dict]:
-    """`api_key_authenticate`, reading `cache_keys` in the same cache round trip (one MGET): the
-    key and what the call will need next. Returns the key and the entries found among `cache_keys`."""
+def api_key_authenticate_prefetching(
+    raw: str, *, cache_keys: list[str], hash_keys: list[str] = ()
+) -> tuple[ApiKey | None, dict]:
+    """`api_key_authenticate`, reading `cache_keys` in the same cache round trip: the key and what the
+    call will need next. Returns the key and the entries found among `cache_keys`; with `hash_keys`
+    (Redis hashes beside the cache, e.g. provider states) and a Redis cache, their fields too, under
+    their names, read in the same round trip (absent when the cache cannot)."""
     if not key_is_well_formed(raw):
         return None, {}
     own = _cache_key(key_hash(raw))
-    found = cache.get_many([own, *cache_keys])
+    read_both = getattr(cache, "get_many_and_hashes", None) if hash_keys else None
+    if read_both is None:
+        found = cache.get_many([own, *cache_keys])
+    else:
+        found, hashes = read_both([own, *cache_keys], list(hash_keys))
+        found.update(hashes)
     api_key = api_key_authenticate(raw, cached=found.pop(own, None))
     return api_key, found

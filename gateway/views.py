@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from monitoring.health import circuit_read_ahead_keys, circuits_prime, circuits_unprime
 from smartspec.errors import (
     BACKING_SERVICE_DOWN,
     APIError,
@@ -39,6 +40,8 @@ from .db import run_db_step
 from .keys import api_key_authenticate_prefetching
 from .limits import KeyLimits
 from .models import ApiKey
+from .providers import provider_configs
+from .routing import DEMO
 from .service import GatewayStream, LLMGateway, OpenedCall, call_open_sync
 
 logger = logging.getLogger(__name__)
@@ -61,9 +64,11 @@ def _key_checked(api_key: ApiKey | None) -> ApiKey:
     return api_key
 
 
-def _key_lookup_sync(raw: str, *, cache_keys: list[str]) -> tuple[ApiKey | None, dict]:
+def _key_lookup_sync(
+    raw: str, *, cache_keys: list[str], hash_keys: list[str] = ()
+) -> tuple[ApiKey | None, dict]:
     try:
-        return api_key_authenticate_prefetching(raw, cache_keys=cache_keys)
+        return api_key_authenticate_prefetching(raw, cache_keys=cache_keys, hash_keys=hash_keys)
     except (DatabaseError, *BACKING_SERVICE_DOWN):
         # The database, or the Redis cache in front of it, is down: fail closed.
         raise ServiceUnavailable("The key store is unavailable; try again shortly.")
@@ -78,12 +83,18 @@ def _key_and_call_open_sync(
     raw: str, *, llm_request: LLMRequest | None, request_id: str
 ) -> tuple[ApiKey | None, OpenedCall | None]:
     """One DB step: the caller's key, read in the same cache round trip as the route's catalog
-    entries, then (for a valid body and a good key) the call opened with its hold placed."""
+    entries and the configured providers' circuit states, then (for a valid body and a good key) the
+    call opened with its hold placed."""
     route = [llm_request.model, *(llm_request.fallback_models or [])] if llm_request else []
-    api_key, cached = _key_lookup_sync(raw, cache_keys=catalog_cache_keys(model_ids=route))
+    # The demo provider answers locally and has no circuit.
+    circuits = circuit_read_ahead_keys(p for p in provider_configs() if p != DEMO) if llm_request else []
+    api_key, cached = _key_lookup_sync(
+        raw, cache_keys=catalog_cache_keys(model_ids=route), hash_keys=circuits
+    )
     if api_key is None or llm_request is None:
         return api_key, None
     primed = catalog_prime(cached=cached)
+    circuits_primed = circuits_prime({key: cached[key] for key in circuits if key in cached})
     try:
         opened = call_open_sync(
             llm_request,
@@ -93,6 +104,7 @@ def _key_and_call_open_sync(
             limits=KeyLimits.from_api_key(api_key),
         )
     finally:
+        circuits_unprime(circuits_primed)
         catalog_unprime(primed)
     return api_key, opened
 

@@ -28,6 +28,7 @@ The monitor is advisory: a storage failure is logged and read as "no data"
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import math
@@ -219,6 +220,39 @@ class _CacheStore:
 _redis_clients: dict[str, Any] = {}
 _sample_scripts: dict[str, Any] = {}
 
+# Provider state hashes a caller read ahead in another round trip to the same Redis (the API key's
+# cache read): {key: raw fields}, served to this request's circuit reads instead of a round trip.
+_primed_states: contextvars.ContextVar[dict[str, dict] | None] = contextvars.ContextVar(
+    "health_primed_states", default=None
+)
+
+
+def circuit_read_ahead_keys(providers: Iterable[str]) -> list[str]:
+    """The Redis hashes that the circuit breaker of `providers` reads, for a caller that reads them
+    ahead with its own cache round trip (`circuits_prime`). Empty when health does not live in the
+    cache's Redis (the embedded default keeps it in Django's cache, with no round trip to save)."""
+    if not settings.REDIS_URL:
+        return []
+    return [_state_key(settings.HEALTH_KEY_PREFIX, _member(p, None)) for p in dict.fromkeys(providers)]
+
+
+def circuits_prime(states: dict[str, dict]) -> contextvars.Token:
+    """Serve these state hashes (read ahead; key -> raw fields) to this request's circuit reads; give
+    the token to `circuits_unprime` when the request is done."""
+    return _primed_states.set(states)
+
+
+def circuits_unprime(token: contextvars.Token) -> None:
+    _primed_states.reset(token)
+
+
+def _member(provider: str, model: str | None) -> str:
+    return f"{provider}{_SEP}{model or ''}"
+
+
+def _state_key(prefix: str, member: str) -> str:
+    return f"{prefix}:s:{member}"
+
 
 class _RedisStore:
     """Samples in capped Redis lists, states in hashes updated by one Lua script; one round trip each way."""
@@ -305,7 +339,10 @@ class _RedisStore:
         )
 
     def read(self, *, sample_keys, state_keys) -> tuple[dict[str, list], dict[str, dict]]:
-        if not sample_keys and len(state_keys) == 1:
+        primed = _primed_states.get()
+        if not sample_keys and primed is not None and all(key in primed for key in state_keys):
+            out = [primed[key] for key in state_keys]
+        elif not sample_keys and len(state_keys) == 1:
             # The circuit breaker's read for a one-provider route, on every call: no pipeline.
             out = [self.client.hgetall(state_keys[0])]
         else:
@@ -381,13 +418,13 @@ class ProviderHealthMonitor:
 
     # --- keys -----------------------------------------------------------------
     def _member(self, provider: str, model: str | None) -> str:
-        return f"{provider}{_SEP}{model or ''}"
+        return _member(provider, model)
 
     def _traffic_key(self, provider: str, model: str | None) -> str:
         return f"{self.store.prefix}:t:{self._member(provider, model)}"
 
     def _state_key(self, provider: str, model: str | None) -> str:
-        return f"{self.store.prefix}:s:{self._member(provider, model)}"
+        return _state_key(self.store.prefix, self._member(provider, model))
 
     def _probe_key(self, provider: str) -> str:
         return f"{self.store.prefix}:p:{provider}"

@@ -41,6 +41,20 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = _ReusedRedisCacheClient
 
+    def get_many_and_hashes(self, keys: list[str], hash_keys: list[str]) -> tuple[dict, dict[str, dict]]:
+        """`get_many(keys)` and, in the same round trip (one pipeline), the fields of each Redis hash
+        named in `hash_keys` (raw Redis names, outside the cache's key prefix; {} for a missing one)."""
+        made = {self.make_and_validate_key(key): key for key in keys}
+        pipe = self._cache.get_client(None).pipeline(transaction=False)
+        pipe.mget(list(made))
+        for name in hash_keys:
+            pipe.hgetall(name)
+        values, *hashes = pipe.execute()
+        loads = self._cache._serializer.loads
+        pairs = zip(made, values, strict=True)
+        found = {made[key]: loads(value) for key, value in pairs if value is not None}
+        return found, dict(zip(hash_keys, hashes, strict=True))
+
     @cached_property
     def _cache(self):
         key = (tuple(self._servers), repr(sorted(self._options.items())))

@@ -16,6 +16,7 @@ from django.db import connection as default_connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
+from monitoring import health
 from tests.gateway.conftest import OPENROUTER_HOST, balance, json_response, openrouter_completion
 
 # On the request path, PostgreSQL: hold and settle are one statement each. SQLite (in-process, so
@@ -148,14 +149,17 @@ async def test_billed_call_reads_the_cache_once(providers, funded_user, api_key,
     reads: list[tuple[str, list[str]]] = []
     nested = threading.local()
     counting = False
-    for name in ("get", "get_many", "has_key"):
-        original = getattr(backend, name)
+    for name in ("get", "get_many", "has_key", "get_many_and_hashes"):
+        original = getattr(backend, name, None)
+        if original is None:
+            continue
 
         def spy(self, key, *args, _name=name, _original=original, **kwargs):
             # One entry per call from the gateway (local memory's get_many calls its own get).
             outer = not getattr(nested, "active", False)
             if counting and outer:
-                reads.append((_name, list(key) if _name == "get_many" else [key]))
+                keys = [key] if _name in ("get", "has_key") else list(key) + [h for a in args for h in a]
+                reads.append((_name, keys))
             nested.active = True
             try:
                 return _original(self, key, *args, **kwargs)
@@ -163,6 +167,20 @@ async def test_billed_call_reads_the_cache_once(providers, funded_user, api_key,
                 nested.active = not outer
 
         monkeypatch.setattr(backend, name, spy)
+    # Round trips of the health store's own Redis client (when Redis is configured), once it exists.
+    store_reads: list[str] = []
+
+    def store_spy(client):
+        for name in ("hgetall", "pipeline", "execute_command"):
+            original = getattr(client, name)
+
+            def spy(*args, _name=name, _original=original, **kwargs):
+                if counting:
+                    store_reads.append(_name)
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(client, name, spy)
+
     providers.on(OPENROUTER_HOST, lambda req, body: json_response(200, openrouter_completion()))
     transport = httpx.ASGITransport(app=application)
     headers = {"Authorization": f"Bearer {api_key}"}
@@ -171,6 +189,8 @@ async def test_billed_call_reads_the_cache_once(providers, funded_user, api_key,
         warm = await client.post("/v1/chat/completions", json=BODY, headers=headers)
         assert await sync_to_async(aftercall.call_records_flush)()
         answered.clear()
+        if settings.REDIS_URL:
+            store_spy(health._redis_clients[settings.REDIS_URL])
         counting = True
         response = await client.post("/v1/chat/completions", json=BODY, headers=headers)
         counting = False
@@ -179,8 +199,16 @@ async def test_billed_call_reads_the_cache_once(providers, funded_user, api_key,
 
     assert warm.status_code == 200 and response.status_code == 200, response.text
     (name, keys), *others = reads
+    assert keys[0].startswith("apikey:") and keys[1] == "catalog:v4:openai/gpt-4o", reads
+    if settings.REDIS_URL:
+        # The breakers' states (of every configured provider, the route's among them) are read in the
+        # key's round trip (one pipeline), and nothing else.
+        configured = ["openrouter", "zai", "openai", "anthropic", "google", "groq"]
+        assert name == "get_many_and_hashes", reads
+        assert keys[2:] == [f"{settings.HEALTH_KEY_PREFIX}:s:{p}|" for p in configured], reads
+        assert others == [] and store_reads == [], (reads, store_reads)
+        return
     assert name == "get_many" and len(keys) == 2, reads
-    assert keys[0].startswith("apikey:") and keys[1] == "catalog:v4:openai/gpt-4o"
     # At most the one read of the breakers' states, and nothing else.
     assert len(others) <= 1, reads
     assert all(k.startswith(settings.HEALTH_KEY_PREFIX) for _, keys in others for k in keys), reads
