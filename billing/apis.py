@@ -7,6 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from smartspec import metrics
 from smartspec.jsonbody import StrictDecimalField
 
 from . import payments, selectors, webhooks
@@ -163,8 +164,17 @@ class StripeWebhookApi(APIView):
 
     @extend_schema(request=None, responses=OutputSerializer)
     def post(self, request):
-        event = webhooks.stripe_event_verify(
-            payload=request.body, signature=request.headers.get("Stripe-Signature")
-        )
-        status = webhooks.stripe_event_process(event=event)
+        try:
+            event = webhooks.stripe_event_verify(
+                payload=request.body, signature=request.headers.get("Stripe-Signature")
+            )
+        except Exception:
+            metrics.stripe_event("", "refused")
+            raise
+        try:
+            status = webhooks.stripe_event_process(event=event)
+        except Exception:
+            metrics.stripe_event(event["type"], "failed")
+            raise
+        metrics.stripe_event(event["type"], status)
         return Response(self.OutputSerializer({"received": True, "status": status}).data)

@@ -321,7 +321,7 @@ WITH hold AS (
     RETURNING id, account_id, kind, amount, balance_after, reference
 )
 SELECT due.charge, due.request_id, (SELECT id FROM closed), entry.id, entry.account_id, entry.amount,
-       entry.balance_after, entry.reference
+       entry.balance_after, entry.reference, due.collect
 FROM due LEFT JOIN entry ON entry.kind = 'usage'
 """  # noqa: S608
 
@@ -349,7 +349,9 @@ def _hold_settle_pg(*, hold_id: int, amount: int, description: str, reference: s
         if not CreditHold.objects.filter(pk=hold_id).exists():
             raise ValueError(f"no credit hold {hold_id}")
         return None
-    charge, request_id, _closed, entry_id, account_id, entry_amount, balance_after, entry_reference = row
+    charge, request_id, _closed, entry_id, account_id, entry_amount, balance_after, entry_ref, collect = row
+    if collect:  # what the call's end paid of what the account owed: an entry of its own
+        metrics.ledger_entry(Kind.OWED_COLLECTED)
     if amount > charge:
         logger.warning(
             "Usage of %s credits for request %s exceeded its hold; %s not charged (flagged)",
@@ -366,7 +368,7 @@ def _hold_settle_pg(*, hold_id: int, amount: int, description: str, reference: s
         kind=Kind.USAGE,
         amount=entry_amount,
         balance_after=balance_after,
-        reference=entry_reference,
+        reference=entry_ref,
         description=description,
         hold_id=hold_id,
         created_at=now,

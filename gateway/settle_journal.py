@@ -32,6 +32,7 @@ from django.db import Error as DatabaseError
 
 from billing.selectors import hold_charged_get
 from billing.services import hold_release, hold_settle, holds_expire
+from smartspec import metrics
 
 from .db import connection_release
 
@@ -135,6 +136,7 @@ def _replay_one(path: Path) -> None:
         cache.delete(_pending_key(hold_id))
     except Exception:
         logger.warning("could not clear the pending mark of hold %s", hold_id)
+    metrics.settle_replayed()
     logger.warning("journaled settle of hold %s replayed: %s micro-credits charged", hold_id, charged)
 
 

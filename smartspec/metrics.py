@@ -107,13 +107,20 @@ CREDITS_HELD = Gauge(
 SETTLES = Counter(
     "smartspec_settles_total",
     "Holds resolved after a call: charged, released (nothing to charge), journaled (the database was "
-    "down; replayed later) or failed (an error left the hold open until it expires).",
+    "down; replayed later), replayed (a journaled settle committed) or failed (an error left the hold "
+    "open until it expires).",
     ("result",),
 )
 LEDGER_ENTRIES = Counter(
     "smartspec_ledger_entries_total",
     "Ledger entries committed, by kind.",
     ("kind",),
+)
+STRIPE_EVENTS = Counter(
+    "smartspec_stripe_events_total",
+    "Stripe webhook deliveries by event type and outcome: processed, pending (waits for its payment), "
+    "ignored, duplicate, failed (Stripe retries it) or refused (bad signature; type unverified).",
+    ("type", "status"),
 )
 RECORD_QUEUE_DEPTH = Gauge(
     "smartspec_record_queue_depth",
@@ -240,6 +247,16 @@ def call_observe(*, usage: dict[str, Any], first_model: str, journaled: bool) ->
 def settle_failed() -> None:
     """A settle raised something other than an outage: the hold stays open (it expires later)."""
     SETTLES.labels("failed").inc()
+
+
+def settle_replayed() -> None:
+    """A journaled settle committed (`gateway.settle_journal`); the call was counted as journaled."""
+    SETTLES.labels("replayed").inc()
+
+
+def stripe_event(event_type: str, status: str) -> None:
+    """One Stripe webhook delivery and what became of it (`event_type` "" when it was not verified)."""
+    STRIPE_EVENTS.labels(event_type or "unverified", status).inc()
 
 
 def ledger_entry(kind: str) -> None:

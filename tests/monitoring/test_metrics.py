@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.billing import conftest as billing_fixtures
 from tests.gateway.conftest import (
     OPENAI_HOST,
     OPENROUTER_HOST,
@@ -25,6 +26,8 @@ from tests.gateway.conftest import (
     sse_response,
 )
 
+# The billing tests' signed-webhook fixtures, for the Stripe counters.
+deliver, stripe_settings = billing_fixtures.deliver, billing_fixtures.stripe_settings
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-token-for-tests-4c1f"
 CHAT = "/v1/chat/completions"
@@ -433,3 +436,59 @@ def test_each_face_is_its_own_endpoint(providers, funded_user, client):
     assert delta(before, after, req, endpoint="/api/llm/chat", status="400") == 1
     assert delta(before, after, req) == 3
     assert delta(before, after, "smartspec_settles_total", result="charged") == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stripe_deliveries_owed_collections_and_replayed_settles_are_counted(
+    metrics_token, user, deliver, tmp_path, settings, monkeypatch
+):
+    """The money events outside a call's own path: each Stripe delivery by type and outcome (a bad
+    signature is refused unverified), the ledger entry a settle writes when it pays what the account
+    owes, and a journaled settle that commits later."""
+    from django.test import Client
+
+    from billing import services
+    from billing.credits import MICRO_PER_CREDIT as C
+    from gateway import settle_journal
+    from tests.billing import stripe_shapes as s
+
+    scraper = Client()
+    before = scrape(scraper)
+    paid = s.event(
+        "checkout.session.completed",
+        s.checkout_session(user_id=user.pk, cents=10000, session_id="cs_test_m", payment_intent="pi_3M"),
+    )
+    assert deliver(paid).json()["status"] == "processed"
+    assert deliver(paid).json()["status"] == "duplicate"
+    assert deliver(paid, signature="t=1,v1=bad").status_code == 400
+    owing = services.hold_place(user=user, amount=60_000 * C, request_id="owing-call")
+    journaled = services.hold_place(user=user, amount=1, request_id="journaled-call")
+    refund = s.event("charge.refunded", s.charge(intent_id="pi_3M", cents=10000, refunded_cents=10000))
+    assert deliver(refund).json()["status"] == "processed"
+    # The call's end pays 10,000 credits and frees 50,000 of its hold for what the refund left owed.
+    services.hold_settle(hold_id=owing.pk, amount=10_000 * C, reference="owing-call")
+    settings.SETTLE_JOURNAL_DIR = str(tmp_path)
+    monkeypatch.setattr(settle_journal, "replayer_start", lambda: None)
+    usage = {
+        "user_id": user.pk, "api_key_id": None, "request_id": "journaled-call", "model": "openai/gpt-4o",
+        "provider": "openrouter", "task_type": "simple", "route": "explicit", "prompt_tokens": 1,
+        "completion_tokens": 1, "cost_usd": "0", "credits": 1, "hold": 1, "latency_ms": 1,
+        "ttft_ms": None, "attempts": [], "status": "ok",
+    }  # fmt: skip
+    settle_journal.settle_journal_add(
+        hold_id=journaled.pk, amount=1, description="", reference="journaled-call", usage=usage
+    )
+    assert settle_journal.settles_replay() == 1
+    after = scrape(scraper)
+
+    def events(event_type, status):
+        return delta(before, after, "smartspec_stripe_events_total", type=event_type, status=status)
+
+    assert events("checkout.session.completed", "processed") == 1
+    assert events("checkout.session.completed", "duplicate") == 1
+    assert events("unverified", "refused") == 1
+    assert events("charge.refunded", "processed") == 1
+    assert delta(before, after, "smartspec_ledger_entries_total", kind="owed_collected") == 1
+    # The call's usage and the replayed settle's.
+    assert delta(before, after, "smartspec_ledger_entries_total", kind="usage") == 2
+    assert delta(before, after, "smartspec_settles_total", result="replayed") == 1
