@@ -8,16 +8,19 @@ timeout -> `UpstreamTimeout`, broken connection or protocol -> `UpstreamUnavaila
 with messages we write ourselves: request headers carry provider keys, so
 neither they nor httpx's exception text reach a message or a log line.
 
-One httpx transport exists per event loop (uvicorn runs one loop per worker;
-tests and `async_to_sync` may run others, and a pooled connection cannot cross
-loops): the `httpx-aiohttp` transport, which on this machine served 3x the
-requests per second of httpx's own pool (issue 4). Requests are handed to it
-directly (`handle_async_request`, httpx's transport API): an `httpx.AsyncClient`
-in front of it added its auth, redirect and cookie handling and a second merge
-of every header to each call, none of which a provider call uses (redirects are
-never followed). The headers it added by default are sent here too.
-`transport_close()` closes the current loop's transport (ASGI lifespan shutdown,
-or the end of a short-lived loop).
+One transport exists per event loop (uvicorn runs one loop per worker; tests and
+`async_to_sync` may run others, and a pooled connection cannot cross loops): the
+`httpx-aiohttp` transport, whose aiohttp session served 3x the requests per
+second of httpx's own pool on this machine (issue 4). On the network, requests
+go to that session directly: building an `httpx.Request` and wrapping aiohttp's
+answer in an `httpx.Response` cost more CPU per call than aiohttp's own work
+(460-500 against 206 µs per call, docs/PERFORMANCE.md). Its errors are raised as
+httpx's, by httpx-aiohttp's own mapping, so one set of rules below turns them
+into ours. A transport set for tests gets the same requests as `httpx.Request`s
+(`handle_async_request`, httpx's transport API). Both send the headers an
+`httpx.AsyncClient` sends by default, except that the network path offers only
+the encodings aiohttp decodes. `transport_close()` closes the current loop's
+transport (ASGI lifespan shutdown, or the end of a short-lived loop).
 
 Tests swap the network out in one line, for every provider call in the process:
 
@@ -31,6 +34,7 @@ A respx router works the same way: `httpx.MockTransport(router.async_handler)`.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 import re
 import weakref
@@ -43,8 +47,10 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
+from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from gateway.providers._common import tag
 from gateway.providers.base import UpstreamRequest
@@ -78,6 +84,11 @@ _DEFAULT_HEADERS = {
         transport=httpx.AsyncBaseTransport(), trust_env=False
     ).headers.items()
 }
+
+
+# What aiohttp decodes itself (the network path's answers are decoded by aiohttp, not by httpx).
+_AIOHTTP_ENCODINGS = ["gzip", "deflate", *(["br"] if HAS_BROTLI else []), *(["zstd"] if HAS_ZSTD else [])]
+_AIOHTTP_HEADERS = _DEFAULT_HEADERS | {"accept-encoding": ", ".join(_AIOHTTP_ENCODINGS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +143,68 @@ async def transport_close() -> None:
         await transport.aclose()
 
 
-async def _open(upstream: UpstreamRequest, connect_timeout: float, read_timeout: float) -> httpx.Response:
-    """Send the request; the answer's body is still to be read (and the response closed)."""
-    return await get_transport().handle_async_request(_build(upstream, connect_timeout, read_timeout))
+class _AiohttpAnswer:
+    """An aiohttp answer, read through the part of `httpx.Response` this module uses (status_code,
+    headers, aiter_bytes, aiter_text, aclose); aiohttp's errors come out as httpx's."""
+
+    __slots__ = ("_response", "headers", "status_code")
+
+    def __init__(self, response: aiohttp.ClientResponse):
+        self._response = response
+        self.status_code = response.status
+        self.headers = response.headers
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        with map_aiohttp_exceptions():
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        # As httpx decodes text: the declared charset (else UTF-8), bad bytes replaced.
+        try:
+            decoder = codecs.getincrementaldecoder(self._response.charset or "utf-8")(errors="replace")
+        except LookupError:
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        async for chunk in self.aiter_bytes():
+            if text := decoder.decode(chunk):
+                yield text
+        if text := decoder.decode(b"", final=True):
+            yield text
+
+    async def aclose(self) -> None:
+        # Back to the pool when it was read to its end, else its connection is closed.
+        with map_aiohttp_exceptions():
+            self._response.release()
+            await self._response.wait_for_close()
+
+
+def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:
+    if not isinstance(transport.client, aiohttp.ClientSession):
+        transport.client = transport.get_client()
+    return transport.client
+
+
+async def _open(
+    upstream: UpstreamRequest, connect_timeout: float, read_timeout: float
+) -> httpx.Response | _AiohttpAnswer:
+    """Send the request; the answer's body is still to be read (and the answer closed)."""
+    transport = get_transport()
+    if not isinstance(transport, AiohttpTransport):
+        return await transport.handle_async_request(_build(upstream, connect_timeout, read_timeout))
+    headers, content = _encoded(upstream, _AIOHTTP_HEADERS)
+    with map_aiohttp_exceptions():
+        response = await _session(transport).request(
+            upstream.method,
+            upstream.url,
+            headers=headers,
+            data=content,
+            allow_redirects=False,
+            # The timeouts as httpx-aiohttp gives them to aiohttp.
+            timeout=aiohttp.ClientTimeout(
+                sock_connect=connect_timeout, sock_read=read_timeout, connect=connect_timeout
+            ),
+        )
+    return _AiohttpAnswer(response)
 
 
 def _json_default(value: Any) -> Any:
@@ -144,12 +214,18 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def _build(upstream: UpstreamRequest, connect_timeout: float, read_timeout: float) -> httpx.Request:
-    headers = _DEFAULT_HEADERS | {name.lower(): value for name, value in upstream.headers.items()}
+def _encoded(upstream: UpstreamRequest, defaults: dict[str, str]) -> tuple[dict[str, str], bytes | None]:
+    """The request's headers (over `defaults`, names lower-cased) and its body."""
+    headers = defaults | {name.lower(): value for name, value in upstream.headers.items()}
     content = None
     if upstream.json is not None:
         content = orjson.dumps(upstream.json, default=_json_default)
         headers.setdefault("content-type", "application/json")
+    return headers, content
+
+
+def _build(upstream: UpstreamRequest, connect_timeout: float, read_timeout: float) -> httpx.Request:
+    headers, content = _encoded(upstream, _DEFAULT_HEADERS)
     # The timeouts as httpx's client would pass them to its transport.
     timeout = {
         "connect": connect_timeout,
@@ -169,7 +245,7 @@ def _oversized(provider: str) -> UpstreamError:
     return error
 
 
-async def _read_bounded(response: httpx.Response, provider: str) -> bytes:
+async def _read_bounded(response: httpx.Response | _AiohttpAnswer, provider: str) -> bytes:
     """The whole body, refused once it passes `MAX_BODY_BYTES` (read no further)."""
     parts, size = [], 0
     async for chunk in response.aiter_bytes():
@@ -242,7 +318,7 @@ class StreamResponse:
 
     def __init__(
         self,
-        response: httpx.Response,
+        response: httpx.Response | _AiohttpAnswer,
         provider: str,
         *,
         first_event_by: float | None = None,

@@ -1,6 +1,7 @@
 """The shared transport: SSE framing, network failure mapping, per-loop clients, the real aiohttp path."""
 
 import asyncio
+import gzip
 import logging
 import socket
 
@@ -178,6 +179,28 @@ async def test_real_transport_round_trip_and_pooled_connection(real_network):
     assert server.connections == 1  # the second call reused the pooled connection
     assert b"authorization: bearer key-openai-secret" in server.requests[0].lower()
     assert server.requests[0].startswith(b"POST /v1/chat/completions HTTP/1.1")
+
+
+async def test_real_transport_offers_only_what_it_decodes_and_decodes_it(real_network):
+    """A gzip answer is decoded (the network path hands it to aiohttp, which decodes); the request
+    offers only encodings aiohttp can decode, not every one httpx could."""
+    from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
+
+    body = gzip.compress(fixture_bytes("openai_chat.json"))
+
+    async def respond(writer):
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+
+    async with LocalServer(respond) as server:
+        result = await provider_call(server.config(), REQUEST)
+    assert result.content == "Hello! How can I assist you today?"
+    offered = ["gzip", "deflate"] + ["br"] * HAS_BROTLI + ["zstd"] * HAS_ZSTD
+    assert f"accept-encoding: {', '.join(offered)}\r\n".encode() in server.requests[0].lower()
 
 
 async def test_real_transport_connection_refused_is_unavailable(real_network):
