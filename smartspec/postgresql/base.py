@@ -35,13 +35,31 @@ def connection_check(conn) -> None:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    """Django's, with the pool's check above, and a borrow from the pool without the work that only a
+    new connection needs (the gateway borrows one for each of its database steps, three per call):
+    Django reads the pool through a property that re-checks its options (six times per borrow),
+    builds the connection parameters that only the pool's creation uses, and sets autocommit on a
+    pooled connection that has it already (a generator run in psycopg)."""
+
     @property
     def pool(self):
-        pool = super().pool
-        if pool is not None and self.settings_dict["CONN_HEALTH_CHECKS"]:
-            # Django passes its check when it builds the pool (before it is opened); ours replaces it.
-            pool._check = connection_check
+        pool = self._connection_pools.get(self.alias)
+        if pool is None:
+            pool = super().pool
+            if pool is not None and self.settings_dict["CONN_HEALTH_CHECKS"]:
+                # Django passes its check when it builds the pool (before it is opened); ours replaces it.
+                pool._check = connection_check
         return pool
+
+    def get_connection_params(self):
+        if self.alias in self._connection_pools:
+            # `connect()` passes them to `get_new_connection`, which takes a pooled connection instead.
+            return {}
+        return super().get_connection_params()
+
+    def _set_autocommit(self, autocommit):
+        if self.connection.autocommit != autocommit:
+            super()._set_autocommit(autocommit)
 
 
 class _PreparingCursor(psycopg.Cursor):
