@@ -228,6 +228,19 @@ def prepare_database(env: dict) -> tuple[str, list[str]]:
     return key, keys
 
 
+def proxy_start(upstream_port: int, env: dict) -> tuple[str, subprocess.Popen, str]:
+    """The fake upstream, the bench database and the minimal proxy (2 workers) in front of the
+    upstream: (a funded key, the proxy's process, its chat completions URL)."""
+    uvicorn("benchmarks.fake_upstream:app", upstream_port, env={"FAKE_TOKENS": "16"})
+    wait_http(f"http://127.0.0.1:{upstream_port}/v1/models")
+    key, _ = prepare_database(env)
+    port = free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
+    proc = uvicorn("benchmarks.minimal_proxy:application", port, workers=2, env={"UPSTREAM_URL": upstream})
+    wait_http(f"http://127.0.0.1:{port}/")
+    return key, proc, f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
 def gateway_env(upstream_port: int) -> dict:
     return {
         "DJANGO_READ_DOT_ENV_FILE": "false",

@@ -38,20 +38,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", default="8s")
     args = parser.parse_args()
-    up, proxy_port, gateway_port = bench.free_port(), bench.free_port(), bench.free_port()
+    up, gateway_port = bench.free_port(), bench.free_port()
     env = bench.gateway_env(up)
     try:
-        bench.uvicorn("benchmarks.fake_upstream:app", up, env={"FAKE_TOKENS": "16"})
-        bench.wait_http(f"http://127.0.0.1:{up}/v1/models")
-        key, _ = bench.prepare_database(env)
-        upstream = f"http://127.0.0.1:{up}/v1/chat/completions"
-        proxy = bench.uvicorn(
-            "benchmarks.minimal_proxy:application", proxy_port, workers=2, env={"UPSTREAM_URL": upstream}
-        )
-        bench.wait_http(f"http://127.0.0.1:{proxy_port}/")
+        key, proxy, proxy_url = bench.proxy_start(up, env)
         gateway = bench.uvicorn("smartspec.asgi:application", gateway_port, workers=2, env=env)
         bench.wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
-        proxy_url = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
         gateway_url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
         bench.warm(proxy_url, [])
         bench.warm(gateway_url, [key])

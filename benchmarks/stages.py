@@ -119,21 +119,12 @@ def main() -> None:
     parser.add_argument("--duration", default=bench.DURATION)
     parser.add_argument("--out", default=str(bench.RESULTS / "stages.json"))
     args = parser.parse_args()
-    up, proxy, gw = bench.free_port(), bench.free_port(), bench.free_port()
+    up, gw = bench.free_port(), bench.free_port()
     env = bench.gateway_env(up)
     results = {}
     try:
-        bench.uvicorn("benchmarks.fake_upstream:app", up, env={"FAKE_TOKENS": "16"})
-        bench.wait_http(f"http://127.0.0.1:{up}/v1/models")
-        key, _ = bench.prepare_database(env)
-        upstream = f"http://127.0.0.1:{up}/v1/chat/completions"
-        proc = bench.uvicorn(
-            "benchmarks.minimal_proxy:application", proxy, workers=2, env={"UPSTREAM_URL": upstream}
-        )
-        bench.wait_http(f"http://127.0.0.1:{proxy}/")
-        results["minimal proxy"] = profile(
-            f"http://127.0.0.1:{proxy}/v1/chat/completions", proc.pid, "", args.duration
-        )
+        key, proc, proxy_url = bench.proxy_start(up, env)
+        results["minimal proxy"] = profile(proxy_url, proc.pid, "", args.duration)
         proc = bench.uvicorn("smartspec.asgi:application", gw, workers=2, env=env)
         bench.wait_http(f"http://127.0.0.1:{gw}/healthz")
         url = f"http://127.0.0.1:{gw}/v1/chat/completions"

@@ -208,6 +208,16 @@ def _abandoned_hold(user, credits: int, request_id: str):
     return hold
 
 
+def _usage(user, request_id: str) -> dict:
+    """The usage row of a gpt-4o call that cost 3 credits on a hold of 7, as a worker journals it."""
+    return {
+        "user_id": user.pk, "api_key_id": None, "request_id": request_id,
+        "model": "openai/gpt-4o", "provider": "openrouter", "task_type": "simple", "route": "explicit",
+        "prompt_tokens": 10, "completion_tokens": 20, "cost_usd": "0.003", "credits": 3 * C, "hold": 7 * C,
+        "latency_ms": 5, "ttft_ms": None, "attempts": [], "status": "ok",
+    }  # fmt: skip
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_embedded_server_expires_abandoned_holds_and_replays_journaled_settles_instead(
     user, tmp_path, fake, monkeypatch
@@ -222,12 +232,7 @@ def test_the_embedded_server_expires_abandoned_holds_and_replays_journaled_settl
     grant(user, 100)
     abandoned = _abandoned_hold(user, 5, "abandoned-call")
     answered = _abandoned_hold(user, 7, "answered-during-outage")
-    usage = {
-        "user_id": user.pk, "api_key_id": None, "request_id": "answered-during-outage",
-        "model": "openai/gpt-4o", "provider": "openrouter", "task_type": "simple", "route": "explicit",
-        "prompt_tokens": 10, "completion_tokens": 20, "cost_usd": "0.003", "credits": 3 * C, "hold": 7 * C,
-        "latency_ms": 5, "ttft_ms": None, "attempts": [], "status": "ok",
-    }  # fmt: skip
+    usage = _usage(user, "answered-during-outage")
     journal = str(tmp_path / "journal")
     # Journaled as a worker would, but replayed by the server under test, not by this process.
     monkeypatch.setattr("gateway.settle_journal.replayer_start", lambda: None)
@@ -270,12 +275,7 @@ def test_a_replay_that_finds_its_hold_already_settled_records_what_that_settle_c
 
     grant(user, 100)
     hold = _abandoned_hold(user, 7, "replayed-twice")
-    usage = {
-        "user_id": user.pk, "api_key_id": None, "request_id": "replayed-twice",
-        "model": "openai/gpt-4o", "provider": "openrouter", "task_type": "simple", "route": "explicit",
-        "prompt_tokens": 10, "completion_tokens": 20, "cost_usd": "0.003", "credits": 3 * C, "hold": 7 * C,
-        "latency_ms": 5, "ttft_ms": None, "attempts": [], "status": "ok",
-    }  # fmt: skip
+    usage = _usage(user, "replayed-twice")
     monkeypatch.setattr(settle_journal, "replayer_start", lambda: None)
     with override_journal(str(tmp_path)):
         settle_journal.settle_journal_add(

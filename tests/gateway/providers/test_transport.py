@@ -159,18 +159,23 @@ def real_network():
     assert transport._test_transport is None
 
 
-async def test_real_transport_round_trip_and_pooled_connection(real_network):
-    body = fixture_bytes("openai_chat.json")
+def json_answer(body: bytes, headers: bytes = b""):
+    """A LocalServer responder: 200 with this JSON body (and any extra header lines)."""
 
     async def respond(writer):
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            + headers
             + f"content-length: {len(body)}\r\n\r\n".encode()
             + body
         )
         await writer.drain()
 
-    async with LocalServer(respond) as server:
+    return respond
+
+
+async def test_real_transport_round_trip_and_pooled_connection(real_network):
+    async with LocalServer(json_answer(fixture_bytes("openai_chat.json"))) as server:
         result = await provider_call(server.config(), REQUEST)
         assert type(transport.get_transport()).__name__ == "AiohttpTransport"
         second = await provider_call(server.config(), REQUEST)
@@ -187,16 +192,7 @@ async def test_real_transport_offers_only_what_it_decodes_and_decodes_it(real_ne
     from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 
     body = gzip.compress(fixture_bytes("openai_chat.json"))
-
-    async def respond(writer):
-        writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
-            + f"content-length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        await writer.drain()
-
-    async with LocalServer(respond) as server:
+    async with LocalServer(json_answer(body, b"content-encoding: gzip\r\n")) as server:
         result = await provider_call(server.config(), REQUEST)
     assert result.content == "Hello! How can I assist you today?"
     offered = ["gzip", "deflate"] + ["br"] * HAS_BROTLI + ["zstd"] * HAS_ZSTD
