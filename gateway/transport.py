@@ -15,12 +15,15 @@ second of httpx's own pool on this machine (issue 4). On the network, requests
 go to that session directly: building an `httpx.Request` and wrapping aiohttp's
 answer in an `httpx.Response` cost more CPU per call than aiohttp's own work
 (460-500 against 206 µs per call, docs/PERFORMANCE.md). Its errors are raised as
-httpx's, by httpx-aiohttp's own mapping, so one set of rules below turns them
-into ours. A transport set for tests gets the same requests as `httpx.Request`s
-(`handle_async_request`, httpx's transport API). Both send the headers an
-`httpx.AsyncClient` sends by default, except that the network path offers only
-the encodings aiohttp decodes. `transport_close()` closes the current loop's
-transport (ASGI lifespan shutdown, or the end of a short-lived loop).
+httpx's, by httpx-aiohttp's own mapping (plus an answer aiohttp cannot parse, as a
+protocol error), so one set of rules below turns them into ours. A transport set
+for tests gets the same requests as `httpx.Request`s (`handle_async_request`,
+httpx's transport API). Both send the headers an `httpx.AsyncClient` sends by
+default, except that the network path offers only the encodings aiohttp decodes,
+and both read repeated answer headers joined, as httpx does. aiohttp decodes one
+content encoding (`gzip, gzip` stays compressed once) and reads header bytes that
+are not UTF-8 as escapes; no provider sends either. `transport_close()` closes the
+current loop's transport (ASGI lifespan shutdown, or the end of a short-lived loop).
 
 Tests swap the network out in one line, for every provider call in the process:
 
@@ -38,8 +41,8 @@ import codecs
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -152,19 +155,28 @@ class _AiohttpAnswer:
     def __init__(self, response: aiohttp.ClientResponse):
         self._response = response
         self.status_code = response.status
-        self.headers = response.headers
+        # As httpx.Headers reads them: a repeated header's values joined with ", ".
+        headers: dict[str, str] = {}
+        for name, value in response.headers.items():
+            name = name.lower()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        self.headers = headers
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        with map_aiohttp_exceptions():
+        with _aiohttp_errors():
             async for chunk in self._response.content.iter_any():
                 yield chunk
 
     async def aiter_text(self) -> AsyncIterator[str]:
-        # As httpx decodes text: the declared charset (else UTF-8), bad bytes replaced.
+        # As httpx decodes text: the declared charset (else UTF-8), bad bytes replaced. A charset
+        # that is not a text encoding (base64, zlib: bytes to bytes) is no charset.
         try:
-            decoder = codecs.getincrementaldecoder(self._response.charset or "utf-8")(errors="replace")
+            codec = codecs.lookup(self._response.charset or "utf-8")
         except LookupError:
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            codec = None
+        if codec is None or not codec._is_text_encoding:
+            codec = codecs.lookup("utf-8")
+        decoder = codec.incrementaldecoder(errors="replace")
         async for chunk in self.aiter_bytes():
             if text := decoder.decode(chunk):
                 yield text
@@ -173,9 +185,21 @@ class _AiohttpAnswer:
 
     async def aclose(self) -> None:
         # Back to the pool when it was read to its end, else its connection is closed.
-        with map_aiohttp_exceptions():
+        with _aiohttp_errors():
             self._response.release()
             await self._response.wait_for_close()
+
+
+@contextmanager
+def _aiohttp_errors() -> Iterator[None]:
+    """aiohttp's errors as httpx's (httpx-aiohttp's mapping), and an answer aiohttp could not parse
+    (a bad status line, header or chunk size: `ClientResponseError`, which that mapping leaves out)
+    as httpx's protocol error, so it is an upstream failure like a broken connection."""
+    try:
+        with map_aiohttp_exceptions():
+            yield
+    except aiohttp.ClientResponseError as exc:
+        raise httpx.RemoteProtocolError(f"malformed answer ({type(exc).__name__})") from exc
 
 
 def _session(transport: AiohttpTransport) -> aiohttp.ClientSession:
@@ -192,7 +216,7 @@ async def _open(
     if not isinstance(transport, AiohttpTransport):
         return await transport.handle_async_request(_build(upstream, connect_timeout, read_timeout))
     headers, content = _encoded(upstream, _AIOHTTP_HEADERS)
-    with map_aiohttp_exceptions():
+    with _aiohttp_errors():
         response = await _session(transport).request(
             upstream.method,
             upstream.url,

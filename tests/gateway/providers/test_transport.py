@@ -246,6 +246,48 @@ async def test_real_transport_stream_cut_midway(real_network):
     assert [d.content for d in received] == ["Half"]
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 2OO OK\r\ncontent-length: 2\r\n\r\n{}",  # bad status line
+        b"HTTP/1.1 200 OK\r\nno colon here\r\ncontent-length: 2\r\n\r\n{}",  # bad header line
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",  # bad chunk size
+    ],
+)
+async def test_real_transport_malformed_answer_is_an_upstream_failure(real_network, answer):
+    """An answer that is not HTTP is the provider failing (retryable: the next provider is tried),
+    never an unexpected error."""
+
+    async def respond(writer):
+        writer.write(answer)
+        await writer.drain()
+
+    async with LocalServer(respond) as server:
+        with pytest.raises(UpstreamUnavailable) as info:
+            await provider_call(server.config(), REQUEST)
+    assert info.value.retryable and info.value.message == "The connection to openai failed."
+
+
+async def test_real_transport_stream_with_a_charset_that_is_not_text_reads_utf8(real_network):
+    """`charset=base64` (a bytes-to-bytes codec) is no text encoding: the stream is read as UTF-8."""
+    event = (
+        'data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini",'
+        '"choices":[{"index":0,"delta":{"content":"Grüß"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    ).encode()
+
+    async def respond(writer):
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=base64\r\n"
+            + f"content-length: {len(event)}\r\n\r\n".encode()
+            + event
+        )
+        await writer.drain()
+
+    async with LocalServer(respond) as server:
+        received = [delta.content async for delta in provider_stream(server.config(), REQUEST)]
+    assert "".join(c for c in received if c) == "Grüß"
+
+
 async def test_send_returns_status_headers_body(upstream):
     upstream.respond(httpx.Response(418, headers={"X-Thing": "1"}, content=b"teapot"))
     response = await transport.send(
