@@ -131,7 +131,7 @@ def _replay_one(path: Path) -> None:
     }
     # Keyed on (user, request id): a replay that ran before and died here writes no second row.
     usage_record_create(**usage)
-    path.unlink(missing_ok=True)
+    path.unlink()  # FileNotFoundError: another replay of this entry took it out first (not counted)
     try:
         cache.delete(_pending_key(hold_id))
     except Exception:

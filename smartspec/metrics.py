@@ -107,8 +107,8 @@ CREDITS_HELD = Gauge(
 SETTLES = Counter(
     "smartspec_settles_total",
     "Holds resolved after a call: charged, released (nothing to charge), journaled (the database was "
-    "down; replayed later), replayed (a journaled settle committed) or failed (an error left the hold "
-    "open until it expires).",
+    "down; replayed later), replayed (a journaled settle taken out of the journal, once, by the replay "
+    "that resolved it) or failed (an error left the hold open until it expires).",
     ("result",),
 )
 LEDGER_ENTRIES = Counter(
@@ -119,7 +119,8 @@ LEDGER_ENTRIES = Counter(
 STRIPE_EVENTS = Counter(
     "smartspec_stripe_events_total",
     "Stripe webhook deliveries by event type and outcome: processed, pending (waits for its payment), "
-    "ignored, duplicate, failed (Stripe retries it) or refused (bad signature; type unverified).",
+    "ignored, duplicate, failed (Stripe retries it) or refused (not verified: a bad signature, a body that "
+    "is not an event, or no webhook secret set; type unverified).",
     ("type", "status"),
 )
 RECORD_QUEUE_DEPTH = Gauge(
@@ -250,7 +251,8 @@ def settle_failed() -> None:
 
 
 def settle_replayed() -> None:
-    """A journaled settle committed (`gateway.settle_journal`); the call was counted as journaled."""
+    """A journaled settle was replayed and taken out of the journal (`gateway.settle_journal`); the
+    call was counted as journaled when it was answered."""
     SETTLES.labels("replayed").inc()
 
 
