@@ -50,7 +50,6 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
-from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
@@ -89,9 +88,9 @@ _DEFAULT_HEADERS = {
 }
 
 
-# What aiohttp decodes itself (the network path's answers are decoded by aiohttp, not by httpx).
-_AIOHTTP_ENCODINGS = ["gzip", "deflate", *(["br"] if HAS_BROTLI else []), *(["zstd"] if HAS_ZSTD else [])]
-_AIOHTTP_HEADERS = _DEFAULT_HEADERS | {"accept-encoding": ", ".join(_AIOHTTP_ENCODINGS)}
+# The network path's answers are decoded by aiohttp, not by httpx: aiohttp offers what it decodes
+# itself (its default Accept-Encoding) when the request names none.
+_AIOHTTP_HEADERS = {name: value for name, value in _DEFAULT_HEADERS.items() if name != "accept-encoding"}
 
 
 @dataclass(frozen=True, slots=True)
