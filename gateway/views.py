@@ -40,8 +40,7 @@ from .db import run_db_step
 from .keys import api_key_authenticate_prefetching
 from .limits import KeyLimits
 from .models import ApiKey
-from .providers import provider_configs
-from .routing import DEMO
+from .providers import circuit_providers
 from .service import GatewayStream, LLMGateway, OpenedCall, call_open_sync
 
 logger = logging.getLogger(__name__)
@@ -86,8 +85,7 @@ def _key_and_call_open_sync(
     entries and the configured providers' circuit states, then (for a valid body and a good key) the
     call opened with its hold placed."""
     route = [llm_request.model, *(llm_request.fallback_models or [])] if llm_request else []
-    # The demo provider answers locally and has no circuit.
-    circuits = circuit_read_ahead_keys(p for p in provider_configs() if p != DEMO) if llm_request else []
+    circuits = circuit_read_ahead_keys(circuit_providers()) if llm_request else []
     api_key, cached = _key_lookup_sync(
         raw, cache_keys=catalog_cache_keys(model_ids=route), hash_keys=circuits
     )

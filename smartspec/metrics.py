@@ -284,11 +284,11 @@ class ProviderStatesCollector:
     STATES = ("closed", "half_open", "open")
 
     def collect(self):
-        from gateway.providers import provider_configs
+        from gateway.providers import circuit_providers
         from monitoring.services import ProviderHealthMonitor
 
         try:
-            providers = [name for name in provider_configs() if name != "demo"]
+            providers = circuit_providers()
             states = ProviderHealthMonitor().circuit_states(providers, claim_trials=False)
         except Exception as exc:  # the store is down: the scrape still answers the other figures
             logger.warning("reading circuit states for /metrics failed: %s", type(exc).__name__)

@@ -162,6 +162,11 @@ def provider_configs() -> dict[str, ProviderConfig]:
     return configs
 
 
+def circuit_providers() -> list[str]:
+    """The configured providers that have a circuit breaker: all but the local demo."""
+    return [name for name, config in provider_configs().items() if config.wire != WIRE_DEMO]
+
+
 def _clear_on_setting_change(*, setting: str, **kwargs) -> None:
     if setting in _PROVIDER_SETTINGS:
         provider_configs.cache_clear()
