@@ -136,9 +136,14 @@ if DATABASES["default"]["ENGINE"] == "smartspec.postgresql" and DB_POOL_MAX_SIZE
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
-# The gateway's DB steps run on this many shared threads per worker (gateway.db); as many as the
+# The gateway's DB steps run on this many shared threads per worker (gateway.db); no more than the
 # pool has connections, so a step never queues for one. 0 runs them on Django's per-request thread.
-GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=DB_POOL_MAX_SIZE or 8)
+# Four, not one per pooled connection: the steps are short, and every statement beyond a few at once
+# waits for the same hot rows (an account's) inside PostgreSQL, whose CPU per call then grows by a
+# third (docs/PERFORMANCE.md, round 5).
+GATEWAY_DB_THREADS = env.int(
+    "GATEWAY_DB_THREADS", default=min(DB_POOL_MAX_SIZE, 4) if DB_POOL_MAX_SIZE > 0 else 4
+)
 # The usage row and provider health of a call are written after its answer is sent (gateway.aftercall);
 # false writes them before (the test suite's default, like eager Celery).
 GATEWAY_DEFER_RECORDS = env.bool("GATEWAY_DEFER_RECORDS", default=True)
