@@ -136,14 +136,12 @@ if DATABASES["default"]["ENGINE"] == "smartspec.postgresql" and DB_POOL_MAX_SIZE
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
-# The gateway's DB steps run on this many shared threads per worker (gateway.db); no more than the
-# pool has connections, so a step never queues for one. 0 runs them on Django's per-request thread.
-# Four, not one per pooled connection: the steps are short, and every statement beyond a few at once
-# waits for the same hot rows (an account's) inside PostgreSQL, whose CPU per call then grows by a
-# third (docs/PERFORMANCE.md, round 5).
-GATEWAY_DB_THREADS = env.int(
-    "GATEWAY_DB_THREADS", default=min(DB_POOL_MAX_SIZE, 4) if DB_POOL_MAX_SIZE > 0 else 4
-)
+# The gateway's DB steps run as at most this many jobs per worker at once (gateway.db), each taking
+# the next queued step until none is left. 0 runs them on Django's per-request thread. Two, not one
+# per pooled connection: every statement beyond a few at once waits inside PostgreSQL for the same
+# hot rows (an account's), whose CPU per call then grows by a third, and a job that runs step after
+# step wakes no thread per step (docs/PERFORMANCE.md, round 5). Keep it below DB_POOL_MAX_SIZE.
+GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=2)
 # Allocations between two collections of Python's youngest generation in a serving process (its
 # default is 700); start-up's objects are frozen out of collections. 0 keeps Python's defaults.
 GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=20_000)

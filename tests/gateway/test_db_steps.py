@@ -1,0 +1,78 @@
+"""The gateway's DB steps (gateway.db): queued per event loop, run by a bounded number of jobs."""
+
+import asyncio
+import contextvars
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gateway import db
+from gateway.db import run_db_step
+
+caller = contextvars.ContextVar("caller", default="")
+
+
+@pytest.fixture
+def executor(monkeypatch):
+    """A pool of its own, larger than the jobs allowed, so that only the queue can bound them."""
+    pool = ThreadPoolExecutor(max_workers=4)
+    monkeypatch.setattr(db, "_executor", pool)
+    yield pool
+    pool.shutdown(wait=True)
+
+
+async def test_steps_run_at_most_jobs_at_once_in_arrival_order_each_in_its_callers_context(
+    settings, executor
+):
+    settings.GATEWAY_DB_THREADS = 2
+    gate, lock = threading.Event(), threading.Lock()
+    running, peak, seen = [0], [0], []
+
+    def step(n):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            seen.append((n, caller.get()))
+        gate.wait(5)
+        with lock:
+            running[0] -= 1
+        if n == 3:
+            raise ValueError("step 3 failed")
+        return n * 10
+
+    async def call(n):
+        caller.set(f"request-{n}")
+        return await run_db_step(step)(n)
+
+    calls = [asyncio.ensure_future(call(n)) for n in range(6)]
+    await asyncio.sleep(0.2)
+    assert (peak[0], len(seen)) == (2, 2)  # the other four wait in the queue, not on threads
+    gate.set()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert results[:3] == [0, 10, 20] and results[4:] == [40, 50]
+    assert isinstance(results[3], ValueError) and str(results[3]) == "step 3 failed"
+    assert peak[0] == 2
+    assert sorted(seen) == [(n, f"request-{n}") for n in range(6)]
+    assert [n for n, _ in seen][2:] == [2, 3, 4, 5]
+
+
+async def test_a_step_whose_caller_gave_up_before_it_started_never_runs(settings, executor):
+    settings.GATEWAY_DB_THREADS = 1
+    gate, ran = threading.Event(), []
+
+    def first():
+        gate.wait(5)
+        return "first"
+
+    first_call = asyncio.ensure_future(run_db_step(first)())
+    await asyncio.sleep(0.05)
+    late_call = asyncio.ensure_future(run_db_step(ran.append)("late"))
+    await asyncio.sleep(0.05)
+    late_call.cancel()  # e.g. its client disconnected while the step waited: no hold is placed
+    gate.set()
+    assert await first_call == "first"
+    with pytest.raises(asyncio.CancelledError):
+        await late_call
+    assert await run_db_step(ran.append)("next") is None  # the queue still runs what comes after
+    assert ran == ["next"]
