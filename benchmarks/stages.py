@@ -6,7 +6,7 @@ worker with `py-spy record --gil` (only the thread holding the GIL, i.e. Python'
 sample is given to the innermost frame that names a stage (below); a stage's share of the samples
 times the workers' measured CPU time (from /proc) per call served is its microseconds per call.
 
-    python -m benchmarks.stages [--duration 10s] [--out benchmarks/results/stages.json]
+    python -m benchmarks.stages [--duration 10s] [--connections 64] [--out benchmarks/results/stages.json]
 
 Prints a table (Markdown) and writes the JSON next to `make bench`'s results.
 """
@@ -71,8 +71,8 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def profile(url: str, server_pid: int, auth: str, duration: str) -> dict:
-    """wrk at 64 connections while py-spy samples each worker; stage -> microseconds per call."""
+def profile(url: str, server_pid: int, auth: str, duration: str, connections: int = 64) -> dict:
+    """wrk (64 connections by default) while py-spy samples each worker; stage -> microseconds per call."""
     workers = children(server_pid)
     tmp = Path(tempfile.mkdtemp(prefix="stages-"))
     seconds = str(int(duration.rstrip("s")))
@@ -88,7 +88,7 @@ def profile(url: str, server_pid: int, auth: str, duration: str) -> dict:
         for pid in workers
     ]
     before = {pid: cpu_ticks(pid) for pid in workers}
-    stats = bench.wrk(url, 64, [auth] if auth else [])
+    stats = bench.wrk(url, connections, [auth] if auth else [])
     after = {pid: cpu_ticks(pid) for pid in workers}
     for spy in spies:
         spy.wait()
@@ -118,18 +118,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", default=bench.DURATION)
     parser.add_argument("--out", default=str(bench.RESULTS / "stages.json"))
+    # 1 gives the CPU on the path of one call at a time (S1's), with no batching by a busy loop.
+    parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     up, gw = bench.free_port(), bench.free_port()
     env = bench.gateway_env(up)
     results = {}
     try:
         key, proc, proxy_url = bench.proxy_start(up, env)
-        results["minimal proxy"] = profile(proxy_url, proc.pid, "", args.duration)
+        results["minimal proxy"] = profile(proxy_url, proc.pid, "", args.duration, args.connections)
         proc = bench.uvicorn("smartspec.asgi:application", gw, workers=2, env=env)
         bench.wait_http(f"http://127.0.0.1:{gw}/healthz")
         url = f"http://127.0.0.1:{gw}/v1/chat/completions"
         bench.warm(url, [key])
-        results["gateway"] = profile(url, proc.pid, key, args.duration)
+        results["gateway"] = profile(url, proc.pid, key, args.duration, args.connections)
     finally:
         bench.stop_all()
     Path(args.out).parent.mkdir(exist_ok=True)
