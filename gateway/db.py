@@ -2,9 +2,9 @@
 then give its connection back.
 
 A streamed call stays open for as long as the model writes, but touches the database only twice
-(hold, settle). With the psycopg pool configured, each step returns its connection to the pool as
-soon as it is done, so a worker holding a thousand open streams needs a handful of connections,
-not a thousand. Without a pool (SQLite, or DB_POOL_MAX_SIZE=0) a step's connection is closed when
+(hold, settle). With the psycopg pool configured, each batch of steps (below) returns its connection
+to the pool as soon as it is done, and a step that failed returns its own at once, so a worker
+holding a thousand open streams needs a handful of connections, not a thousand. Without a pool (SQLite, or DB_POOL_MAX_SIZE=0) a step's connection is closed when
 `CONN_MAX_AGE` says so, as Django does at the end of a request.
 
 The steps of an event loop wait in one queue, in arrival order, and at most `GATEWAY_DB_THREADS`
@@ -92,7 +92,7 @@ def run_db_step(func: Callable[P, R]):
         # asgiref's one shared thread: no request's end closes its connection there (the API faces
         # run without Django's handler and its signals), so the step releases it as a pooled one does.
         return sync_to_async(db_step(func, pooled_thread=True))
-    return functools.partial(_on_db_thread, db_step(func, pooled_thread=True))
+    return functools.partial(_on_db_thread, func)  # the queue's job releases the connection
 
 
 def _deliver(results: list[tuple[asyncio.Future, object, BaseException | None]]) -> None:
@@ -152,7 +152,10 @@ class _StepQueue:
                     value = context.run(step, *args, **kwargs)
                 except BaseException as exc:  # the caller's to handle, as if the step had run in its task
                     error = exc
+                    connection_release(pooled_thread=True)  # the next step borrows a checked one
                 results.append((future, value, error))
+            # One borrow of a pooled connection for the batch, not one per step.
+            connection_release(pooled_thread=True)
             loop = self._loop()
             if results and loop is not None and not loop.is_closed():
                 try:

@@ -76,3 +76,30 @@ async def test_a_step_whose_caller_gave_up_before_it_started_never_runs(settings
         await late_call
     assert await run_db_step(ran.append)("next") is None  # the queue still runs what comes after
     assert ran == ["next"]
+
+
+async def test_a_batch_borrows_one_connection_and_a_failed_step_gives_its_own_back(
+    settings, executor, monkeypatch
+):
+    settings.GATEWAY_DB_THREADS = 1
+    released = []
+    monkeypatch.setattr(db, "connection_release", lambda **kwargs: released.append(kwargs))
+    gate = threading.Event()
+
+    def broken():
+        raise RuntimeError("connection broke")
+
+    first = asyncio.ensure_future(run_db_step(gate.wait)(5))
+    await asyncio.sleep(0.05)
+    batch = [
+        asyncio.ensure_future(run_db_step(str)(1)),
+        asyncio.ensure_future(run_db_step(broken)()),
+        asyncio.ensure_future(run_db_step(str)(3)),
+    ]
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await first is True
+    results = await asyncio.gather(*batch, return_exceptions=True)
+    assert results[0] == "1" and isinstance(results[1], RuntimeError) and results[2] == "3"
+    # The first batch (one step), then the second: after its failed step and at its end.
+    assert released == [{"pooled_thread": True}] * 3
