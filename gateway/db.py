@@ -4,8 +4,9 @@ then give its connection back.
 A streamed call stays open for as long as the model writes, but touches the database only twice
 (hold, settle). With the psycopg pool configured, each batch of steps (below) returns its connection
 to the pool as soon as it is done, and a step that failed returns its own at once, so a worker
-holding a thousand open streams needs a handful of connections, not a thousand. Without a pool (SQLite, or DB_POOL_MAX_SIZE=0) a step's connection is closed when
-`CONN_MAX_AGE` says so, as Django does at the end of a request.
+holding a thousand open streams needs a handful of connections, not a thousand. Without a pool
+(SQLite, or DB_POOL_MAX_SIZE=0) a step's connection is closed when `CONN_MAX_AGE` says so, as Django
+does at the end of a request.
 
 The steps of an event loop wait in one queue, in arrival order, and at most `GATEWAY_DB_THREADS`
 jobs on the process's `ThreadPoolExecutor` run them: a job takes every step waiting, runs them one
