@@ -315,7 +315,7 @@ def _track_task() -> None:
 
 async def _shielded(func, **kwargs):
     """Run a sync DB step to completion even if the awaiting task is being cancelled."""
-    future = asyncio.ensure_future(run_db_step(func)(**kwargs))
+    future = asyncio.ensure_future(run_db_step(func, must_run=True)(**kwargs))
     _settling.add(future)
     future.add_done_callback(_settling.discard)
     return await asyncio.shield(future)

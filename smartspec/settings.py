@@ -143,7 +143,8 @@ if DATABASES["default"]["ENGINE"] == "smartspec.postgresql" and DB_POOL_MAX_SIZE
 # step wakes no thread per step (docs/PERFORMANCE.md, round 5). Keep it below DB_POOL_MAX_SIZE.
 GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=2)
 # Allocations between two collections of Python's youngest generation in a serving process (its
-# default is 700); start-up's objects are frozen out of collections. 0 keeps Python's defaults.
+# default is 700; the older ones then follow every 50 collections, not 10); start-up's objects are
+# frozen out of collections. 0 keeps Python's defaults.
 GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", default=20_000)
 # The usage row and provider health of a call are written after its answer is sent (gateway.aftercall);
 # false writes them before (the test suite's default, like eager Celery).

@@ -15,9 +15,11 @@ caller = contextvars.ContextVar("caller", default="")
 
 @pytest.fixture
 def executor(monkeypatch):
-    """A pool of its own, larger than the jobs allowed, so that only the queue can bound them."""
-    pool = ThreadPoolExecutor(max_workers=4)
+    """A pool of its own, larger than the jobs allowed, so that only the queue can bound them; steps
+    count as stuck only after 10 s unless a test says otherwise."""
+    pool = ThreadPoolExecutor(max_workers=8)
     monkeypatch.setattr(db, "_executor", pool)
+    monkeypatch.setattr(db, "_STUCK_SECONDS", 10.0)
     yield pool
     pool.shutdown(wait=True)
 
@@ -81,25 +83,99 @@ async def test_a_step_whose_caller_gave_up_before_it_started_never_runs(settings
 async def test_a_batch_borrows_one_connection_and_a_failed_step_gives_its_own_back(
     settings, executor, monkeypatch
 ):
+    from django.db import connection
+
     settings.GATEWAY_DB_THREADS = 1
     released = []
-    monkeypatch.setattr(db, "connection_release", lambda **kwargs: released.append(kwargs))
+
+    def release(**kwargs):
+        released.append(kwargs)
+        connection.errors_occurred = False  # what the next connect does
+
+    monkeypatch.setattr(db, "connection_release", release)
     gate = threading.Event()
 
     def broken():
         raise RuntimeError("connection broke")
+
+    def journaled():
+        connection.errors_occurred = True  # a settle that caught an outage and journaled itself
+        return "journaled"
 
     first = asyncio.ensure_future(run_db_step(gate.wait)(5))
     await asyncio.sleep(0.05)
     batch = [
         asyncio.ensure_future(run_db_step(str)(1)),
         asyncio.ensure_future(run_db_step(broken)()),
+        asyncio.ensure_future(run_db_step(journaled)()),
         asyncio.ensure_future(run_db_step(str)(3)),
     ]
     await asyncio.sleep(0.05)
     gate.set()
     assert await first is True
     results = await asyncio.gather(*batch, return_exceptions=True)
-    assert results[0] == "1" and isinstance(results[1], RuntimeError) and results[2] == "3"
-    # The first batch (one step), then the second: after its failed step and at its end.
-    assert released == [{"pooled_thread": True}] * 3
+    assert results[0] == "1" and isinstance(results[1], RuntimeError) and results[2:] == ["journaled", "3"]
+    # The first batch (one step), then the second: after its failed step, after the one that met a
+    # database error, and at its end.
+    assert released == [{"pooled_thread": True}] * 4
+
+
+async def test_a_settle_runs_even_when_its_caller_is_cancelled_before_it_starts(settings, executor):
+    settings.GATEWAY_DB_THREADS = 1
+    gate, ran = threading.Event(), []
+    first = asyncio.ensure_future(run_db_step(gate.wait)(5))
+    await asyncio.sleep(0.05)
+    settle = asyncio.ensure_future(run_db_step(ran.append, must_run=True)("settle"))
+    await asyncio.sleep(0.05)
+    settle.cancel()  # a shutdown cancels every task left
+    gate.set()
+    await first
+    assert await run_db_step(ran.append)("next") is None
+    assert ran == ["settle", "next"]
+
+
+async def test_settles_go_before_the_steps_already_waiting(settings, executor):
+    settings.GATEWAY_DB_THREADS = 1
+    gate, ran = threading.Event(), []
+    first = asyncio.ensure_future(run_db_step(gate.wait)(5))
+    await asyncio.sleep(0.05)
+    steps = [
+        asyncio.ensure_future(run_db_step(ran.append)("open 1")),
+        asyncio.ensure_future(run_db_step(ran.append, must_run=True)("settle")),
+        asyncio.ensure_future(run_db_step(ran.append)("open 2")),
+    ]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.gather(first, *steps)
+    assert ran == ["settle", "open 1", "open 2"]
+
+
+async def test_stuck_steps_get_another_job_and_finished_results_do_not_wait_for_them(
+    settings, executor, monkeypatch
+):
+    settings.GATEWAY_DB_THREADS = 1
+    monkeypatch.setattr(db, "_STUCK_SECONDS", 0.05)
+    gate = threading.Event()
+    slow = asyncio.ensure_future(run_db_step(gate.wait)(5))  # a database that does not answer
+    await asyncio.sleep(0.01)
+    quick = [asyncio.ensure_future(run_db_step(str)(n)) for n in range(3)]
+    # Another job takes them after about 50 ms, while the first is still stuck.
+    done, _ = await asyncio.wait(quick, timeout=2)
+    assert len(done) == 3 and not slow.done()
+    assert [task.result() for task in quick] == ["0", "1", "2"]
+    gate.set()
+    assert await slow is True
+
+    # In one batch: the result of a quick step is handed back before a slow step after it ends.
+    gate.clear()
+    blocker = asyncio.ensure_future(run_db_step(gate.wait)(5))
+    await asyncio.sleep(0.01)
+    second_gate = threading.Event()
+    quick_first = asyncio.ensure_future(run_db_step(str)("before"))
+    slow_after = asyncio.ensure_future(run_db_step(second_gate.wait)(5))
+    gate.set()
+    await blocker
+    assert await asyncio.wait_for(quick_first, timeout=1) == "before"
+    assert not slow_after.done()
+    second_gate.set()
+    assert await slow_after is True
