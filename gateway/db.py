@@ -96,16 +96,20 @@ def _caller_thread_waits() -> bool:
     return getattr(AsyncToSync.executors, "current", None) is not None
 
 
-def run_db_step(func: Callable[P, R], *, must_run: bool = False):
+def run_db_step(
+    func: Callable[P, R], *, must_run: bool = False, on_dropped: Callable[[R], None] | None = None
+):
     """`await run_db_step(f)(...)`: `f` on the shared DB-step threads, its connection released after.
-    A step whose caller is cancelled before it starts is dropped, unless it `must_run` (a settle)."""
+    A step whose caller is cancelled before it starts is dropped, unless it `must_run` (a settle); one
+    that ran for a caller cancelled meanwhile hands its result to `on_dropped`, on the loop (an opened
+    call's hold is given back there)."""
     if _caller_thread_waits():
         return sync_to_async(db_step(func))
     if settings.GATEWAY_DB_THREADS <= 0:
         # asgiref's one shared thread: no request's end closes its connection there (the API faces
         # run without Django's handler and its signals), so the step releases it as a pooled one does.
         return sync_to_async(db_step(func, pooled_thread=True))
-    return functools.partial(_on_db_thread, must_run, func)  # the queue's job releases the connection
+    return functools.partial(_on_db_thread, must_run, on_dropped, func)  # the job releases the connection
 
 
 # A job that has been on one step this long counts as stuck (a lock wait, a database that does not
@@ -116,9 +120,14 @@ _STUCK_SECONDS = 0.5
 _WATCH_SECONDS = 0.05
 
 
-def _deliver(results: list[tuple[asyncio.Future, object, BaseException | None]]) -> None:
-    for future, value, error in results:
+def _deliver(results: list[tuple[asyncio.Future, object, BaseException | None, Callable | None]]) -> None:
+    for future, value, error, on_dropped in results:
         if future.done():  # its caller was cancelled meanwhile
+            if on_dropped is not None and error is None:
+                try:
+                    on_dropped(value)
+                except Exception:
+                    logger.exception("undoing a DB step whose caller went away failed")
             continue
         try:
             if error is not None:
@@ -153,11 +162,19 @@ class _StepQueue:
         self._watching = False  # `_watch` is scheduled
         self._lock = threading.Lock()
 
-    def submit(self, step: Callable[..., R], args: tuple, kwargs: dict, *, must_run: bool) -> asyncio.Future:
+    def submit(
+        self,
+        step: Callable[..., R],
+        args: tuple,
+        kwargs: dict,
+        *,
+        must_run: bool,
+        on_dropped: Callable | None,
+    ) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         # A copy of the caller's context (its request id for the logs, its call's metrics labels).
-        item = (contextvars.copy_context(), step, args, kwargs, future, must_run)
+        item = (contextvars.copy_context(), step, args, kwargs, future, must_run, on_dropped)
         waiting = self._urgent if must_run else self._steps
         with self._lock:
             waiting.append(item)
@@ -231,7 +248,7 @@ class _StepQueue:
         me = threading.get_ident()
         while (batch := self._batch_next()) is not None:
             try:
-                for context, step, args, kwargs, future, must_run in batch:
+                for context, step, args, kwargs, future, must_run, on_dropped in batch:
                     if future.cancelled() and not must_run:
                         continue  # its caller gave up before it started, as an executor's queue does
                     value, error = None, None
@@ -244,7 +261,7 @@ class _StepQueue:
                     finally:
                         with self._lock:
                             del self._busy[me]
-                            self._finished.append((future, value, error))
+                            self._finished.append((future, value, error, on_dropped))
                     # A step that failed, or caught a database error (a settle journaled in an outage),
                     # gives its connection back, and its batch's results go back before the next step.
                     if error is not None or connection.errors_occurred:
@@ -258,11 +275,13 @@ class _StepQueue:
 _step_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _StepQueue] = weakref.WeakKeyDictionary()
 
 
-async def _on_db_thread(must_run: bool, step: Callable[..., R], *args, **kwargs) -> R:
+async def _on_db_thread(
+    must_run: bool, on_dropped: Callable | None, step: Callable[..., R], *args, **kwargs
+) -> R:
     # The executor directly, not asgiref's sync_to_async (several times the Python per hop, and a call
     # makes two or three).
     loop = asyncio.get_running_loop()
     queue = _step_queues.get(loop)
     if queue is None:
         queue = _step_queues[loop] = _StepQueue(loop, settings.GATEWAY_DB_THREADS)
-    return await queue.submit(step, args, kwargs, must_run=must_run)
+    return await queue.submit(step, args, kwargs, must_run=must_run, on_dropped=on_dropped)

@@ -313,12 +313,31 @@ def _track_task() -> None:
         _call_tasks.add(task)
 
 
-async def _shielded(func, **kwargs):
-    """Run a sync DB step to completion even if the awaiting task is being cancelled."""
+def _abandon_sync(*, billing: Billing) -> None:
+    """A call opened for a caller that went away before it got it: its hold and its key's allowance
+    come back, as for a call that never started."""
+    if billing.hold_id is not None:
+        hold_release(hold_id=billing.hold_id)
+        metrics.hold_abandoned(billing.hold_amount)
+    limits_settle(reservation=billing.reservation, tokens=0, credits=0)
+
+
+def call_abandon(opened: OpenedCall) -> None:
+    """`on_dropped` of a DB step that opens a call (`gateway.db.run_db_step`): on the loop."""
+    _settle_start(_abandon_sync, billing=opened.billing)
+
+
+def _settle_start(func, **kwargs) -> asyncio.Future:
+    """A sync DB step that runs to completion, and that a shutdown waits for (`calls_drain`)."""
     future = asyncio.ensure_future(run_db_step(func, must_run=True)(**kwargs))
     _settling.add(future)
     future.add_done_callback(_settling.discard)
-    return await asyncio.shield(future)
+    return future
+
+
+async def _shielded(func, **kwargs):
+    """Run a sync DB step to completion even if the awaiting task is being cancelled."""
+    return await asyncio.shield(_settle_start(func, **kwargs))
 
 
 async def calls_drain(*, timeout: float) -> int:
@@ -371,7 +390,7 @@ class LLMGateway:
     ) -> LLMResponse:
         if isinstance(request, dict):
             request = LLMRequest(**request)
-        opened = await run_db_step(call_open_sync)(
+        opened = await run_db_step(call_open_sync, on_dropped=call_abandon)(
             request,
             user=user,
             api_key_id=api_key_id,
@@ -445,7 +464,7 @@ class LLMGateway:
         if isinstance(request, dict):
             request = LLMRequest(**request)
         request.stream = True
-        opened = await run_db_step(call_open_sync)(
+        opened = await run_db_step(call_open_sync, on_dropped=call_abandon)(
             request,
             user=user,
             api_key_id=api_key_id,

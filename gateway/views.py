@@ -41,7 +41,7 @@ from .keys import api_key_authenticate_prefetching
 from .limits import KeyLimits
 from .models import ApiKey
 from .providers import circuit_providers
-from .service import GatewayStream, LLMGateway, OpenedCall, call_open_sync
+from .service import GatewayStream, LLMGateway, OpenedCall, call_abandon, call_open_sync
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,11 @@ def _key_and_call_open_sync(
     return api_key, opened
 
 
+def _opened_abandon(result: tuple[Any, OpenedCall | None]) -> None:
+    if result[1] is not None:
+        call_abandon(result[1])
+
+
 async def _parsed_call_open(
     request: HttpRequest, raw: str, parse: Callable[[], Any]
 ) -> tuple[Any, OpenedCall]:
@@ -117,7 +122,7 @@ async def _parsed_call_open(
         parsed, invalid = parse(), None
     except APIError as exc:
         parsed, invalid = None, exc
-    api_key, opened = await run_db_step(_key_and_call_open_sync)(
+    api_key, opened = await run_db_step(_key_and_call_open_sync, on_dropped=_opened_abandon)(
         raw, llm_request=parsed.request if parsed else None, request_id=request.request_id
     )
     _key_checked(api_key)

@@ -211,6 +211,12 @@ def hold_placed(amount: int) -> None:
     CREDITS_HELD.inc(amount)
 
 
+def hold_abandoned(amount: int) -> None:
+    """A call's hold was given back unused: its caller went away before the call started."""
+    HOLDS_IN_FLIGHT.dec()
+    CREDITS_HELD.dec(amount)
+
+
 def call_observe(*, usage: dict[str, Any], first_model: str, journaled: bool) -> None:
     """A call closed: its usage row (`gateway.service._call_record`) says everything counted here."""
     try:

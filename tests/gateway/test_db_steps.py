@@ -179,3 +179,22 @@ async def test_stuck_steps_get_another_job_and_finished_results_do_not_wait_for_
     assert not slow_after.done()
     second_gate.set()
     assert await slow_after is True
+
+
+async def test_a_result_whose_caller_went_away_meanwhile_goes_to_on_dropped(settings, executor):
+    settings.GATEWAY_DB_THREADS = 1
+    started, gate, dropped = threading.Event(), threading.Event(), []
+
+    def opens(name):
+        started.set()
+        gate.wait(5)
+        return name
+
+    gone = asyncio.ensure_future(run_db_step(opens, on_dropped=dropped.append)("hold 1"))
+    await asyncio.to_thread(started.wait, 5)
+    gone.cancel()  # the client disconnected while its hold was being placed
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    kept = await run_db_step(opens, on_dropped=dropped.append)("hold 2")
+    assert (kept, dropped) == ("hold 2", ["hold 1"])  # only the result nobody received

@@ -305,3 +305,51 @@ async def test_client_gone_before_the_first_byte_leaves_no_hold(providers, funde
         "ClientDisconnected",
     )
     assert row.completion_tokens == 1 and row.usage_estimated and row.credits > 0
+
+
+@streamed
+async def test_a_client_gone_while_its_hold_is_placed_gets_the_hold_back(
+    providers, funded_user, api_key, monkeypatch
+):
+    import threading
+
+    from django.test import AsyncRequestFactory
+
+    from billing.models import CreditHold
+    from gateway import service
+    from gateway.views import chat_completions
+    from smartspec import metrics
+
+    providers.on(OPENROUTER_HOST, lambda req, body: pytest.fail("the upstream must not be called"))
+    placed, go_on = threading.Event(), threading.Event()
+    hold_place = service.hold_place
+
+    def hold_place_then_wait(**kwargs):
+        hold = hold_place(**kwargs)
+        placed.set()
+        go_on.wait(5)
+        return hold
+
+    monkeypatch.setattr(service, "hold_place", hold_place_then_wait)
+    request = AsyncRequestFactory().post(
+        "/v1/chat/completions",
+        {"model": "openai/gpt-4o", "messages": HELLO},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    request.request_id = "gone-while-holding"
+    in_flight = metrics.HOLDS_IN_FLIGHT._value.get()
+    call = asyncio.ensure_future(chat_completions(request))
+    await asyncio.to_thread(placed.wait, 5)
+    call.cancel()  # what the lean face does when the client disconnects
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    for _ in range(100):
+        if (await sync_to_async(balance)(funded_user))["held"] == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert (await sync_to_async(balance)(funded_user))["held"] == 0
+    hold = await CreditHold.objects.aget(request_id="gone-while-holding")
+    assert (hold.state, hold.charged) == ("released", 0)
+    assert metrics.HOLDS_IN_FLIGHT._value.get() == in_flight
