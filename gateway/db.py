@@ -15,11 +15,12 @@ is empty. Under load a job runs batch after batch with no thread woken per step,
 sees a few statements at once instead of one per open call, all waiting for the same hot rows (an
 account's). A step alone (one connection at a time) runs at once, as before. Settles go before the
 other steps waiting and run even if their caller was cancelled meanwhile (a shutdown); when every
-job has been on one step for half a second (a lock wait, a database that does not answer), another job takes
-the waiting steps, and what a stuck batch has finished is handed back without waiting for it. Django's ASGI
-handler would otherwise start a thread per request for them and join it at the end. When a sync
-caller is blocked on the call (WSGI, or Django's test client, through `async_to_sync`), its own
-thread is idle and owns the request's connection and transaction, so the step runs there instead.
+job has been on one step for half a second (a lock wait, a database that does not answer), another
+job takes the waiting steps, and what a stuck batch has finished is handed back without waiting for
+it. Django's ASGI handler would otherwise start a thread per request for them and join it at the
+end. When a sync caller is blocked on the call (WSGI, or Django's test client, through
+`async_to_sync`), its own thread is idle and owns the request's connection and transaction, so the
+step runs there instead.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ _executor_lock = threading.Lock()
 
 
 def _jobs_max() -> int:
-    """Jobs one event loop may run at once while its steps are stuck (see `_StepQueue._grow`)."""
+    """Jobs one event loop may run at once while its steps are stuck (see `_StepQueue._watch`)."""
     return max(settings.GATEWAY_DB_THREADS, (settings.DB_POOL_MAX_SIZE or 9) - 1)
 
 
@@ -157,7 +158,7 @@ class _StepQueue:
         self._running = 0
         self._urgent: deque = deque()  # steps that must run (settles)
         self._steps: deque = deque()
-        self._finished: list = []  # (future, value, error) not handed back yet
+        self._finished: list = []  # (future, value, error, on_dropped) not handed back yet
         self._busy: dict[int, float] = {}  # a job's thread -> when its current step started
         self._watching = False  # `_watch` is scheduled
         self._lock = threading.Lock()
@@ -186,14 +187,21 @@ class _StepQueue:
             loop.call_later(_WATCH_SECONDS, self._watch)
         if start:
             try:
-                db_executor().submit(self._work)
+                self._job_start()
             except BaseException:  # no thread can start (the interpreter is exiting): not queued either
-                with self._lock:
-                    self._running -= 1
-                    with contextlib.suppress(ValueError):
-                        waiting.remove(item)
+                with self._lock, contextlib.suppress(ValueError):
+                    waiting.remove(item)
                 raise
         return future
+
+    def _job_start(self) -> None:
+        """A job for which `_running` was already counted; uncounted again if no thread can start."""
+        try:
+            db_executor().submit(self._work)
+        except BaseException:
+            with self._lock:
+                self._running -= 1
+            raise
 
     def _watch(self) -> None:
         """On the loop, while jobs run or steps wait: hand back what stuck batches have finished, and
@@ -210,12 +218,7 @@ class _StepQueue:
             self._running += start
             self._watching = waiting or self._running > 0
         if start:
-            try:
-                db_executor().submit(self._work)
-            except BaseException:
-                with self._lock:
-                    self._running -= 1
-                raise
+            self._job_start()
         loop = self._loop()
         if self._watching and loop is not None and not loop.is_closed():
             loop.call_later(_WATCH_SECONDS, self._watch)
